@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every Debian package the project needs to build, test and run.
+# Used by .ci/run, the Dockerfile's build stage and developers on a fresh Debian 12 machine.
+set -euo pipefail
+
+PACKAGES=(
+  # Toolchain.
+  build-essential cmake pkg-config ccache git ca-certificates
+  # gRPC service and flyteidl code generation.
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # google/api/{annotations,http}.proto imported by flyteidl's service protos.
+  golang-github-gogo-googleapis-dev
+  # Status, strings, time, synchronization.
+  libabsl-dev
+  # HTTP client and server (Neptune client, metrics, test servers); JSON; YAML configuration.
+  libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev
+  # Tests.
+  libgtest-dev libgmock-dev
+  # The Python client test (generated from the npm tarball's protos) and the npm package fetch.
+  python3-grpcio python3-protobuf python3-yaml nodejs npm
+  # Formatting checks.
+  clang-format
+)
+
+SUDO=""
+if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node and npm may come from outside Debian on developer machines; accept them when present.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]}")
+fi
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages present"
+fi
