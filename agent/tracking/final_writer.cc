@@ -1,0 +1,98 @@
+#include "agent/tracking/final_writer.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "agent/common/log.h"
+#include "agent/common/status_macros.h"
+#include "agent/tracking/fields.h"
+#include "agent/tracking/log_fields.h"
+
+namespace fna::tracking {
+
+FinalWriter::FinalWriter(Options options, neptune::Tracker* tracker, executor::Executor* executor,
+                         const Clock* clock)
+    : options_(std::move(options)), tracker_(tracker), executor_(executor), clock_(clock) {}
+
+void FinalWriter::Enqueue(FinalWrite write) {
+  const std::string key = write.meta().execution_id();
+  absl::MutexLock lock(&mu_);
+  Entry& entry = entries_[key];
+  entry.write = std::move(write);
+  entry.next_attempt = clock_->Now();
+  entry.backoff = options_.initial_backoff;
+}
+
+absl::Status FinalWriter::Resume() {
+  FNA_ASSIGN_OR_RETURN(std::vector<std::string> records, executor_->ListPendingFinalWrites());
+  size_t resumed = 0;
+  for (const std::string& record : records) {
+    FinalWrite write;
+    if (!write.ParseFromString(record) || write.meta().execution_id().empty()) {
+      Log(LogLevel::kError, "tracking", "skipping an unreadable pending final write record",
+          {{"bytes", absl::StrCat(record.size())}});
+      continue;
+    }
+    Enqueue(std::move(write));
+    ++resumed;
+  }
+  if (resumed > 0) {
+    Log(LogLevel::kInfo, "tracking", "resuming pending final writes", {{"count", absl::StrCat(resumed)}});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FinalWriter::Attempt(const FinalWrite& write) {
+  const ResourceMeta& meta = write.meta();
+  const neptune::RunRef ref{meta.settings().project(), meta.custom_run_id(), meta.settings().routing_rule()};
+  const absl::Time deadline = clock_->Now() + options_.call_budget;
+  FNA_RETURN_IF_ERROR(tracker_
+                          ->CreateRun(ref,
+                                      InitialFields(meta, options_.console_url,
+                                                    write.outcome().working_directory()),
+                                      deadline)
+                          .status());
+  FNA_RETURN_IF_ERROR(tracker_->Write(ref, FinalFields(meta, write.outcome()), deadline));
+  return executor_->MarkRunFinalized(meta.execution_id());
+}
+
+size_t FinalWriter::RunDue() {
+  std::vector<FinalWrite> due;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock_->Now();
+    for (const auto& [key, entry] : entries_) {
+      if (entry.next_attempt <= now) due.push_back(entry.write);
+    }
+  }
+  for (const FinalWrite& write : due) {
+    const absl::Status status = Attempt(write);
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(write.meta().execution_id());
+    if (it == entries_.end()) continue;
+    Entry& entry = it->second;
+    ++entry.attempts;
+    if (status.ok()) {
+      Log(LogLevel::kInfo, "tracking", "finalized run late", ResourceLogFields(write.meta()));
+      entries_.erase(it);
+      continue;
+    }
+    entry.next_attempt = clock_->Now() + entry.backoff;
+    LogFields fields = ResourceLogFields(write.meta());
+    fields.emplace_back("attempts", absl::StrCat(entry.attempts));
+    fields.emplace_back("retry_in", absl::FormatDuration(entry.backoff));
+    fields.emplace_back("error", std::string(status.message()));
+    Log(LogLevel::kWarning, "tracking", "final write failed; retrying", fields);
+    entry.backoff = std::min(entry.backoff * 2, options_.max_backoff);
+  }
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+size_t FinalWriter::pending() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+}  // namespace fna::tracking

@@ -1,0 +1,316 @@
+#include "agent/tracking/lifecycle.h"
+
+#include <utility>
+
+#include "absl/algorithm/container.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "agent/common/log.h"
+#include "agent/common/status_macros.h"
+#include "agent/tracking/fields.h"
+#include "agent/tracking/identity.h"
+#include "agent/tracking/log_fields.h"
+#include "agent/tracking/outcome.h"
+#include "agent/tracking/resource_meta.h"
+#include "agent/tracking/settings.h"
+#include "agent/tracking/task_spec.h"
+
+namespace fna::tracking {
+
+using executor::TaskState;
+using executor::TaskStatus;
+using flyteidl::core::TaskExecution;
+
+namespace {
+
+neptune::RunRef RefOf(const ResourceMeta& meta) {
+  return neptune::RunRef{meta.settings().project(), meta.custom_run_id(), meta.settings().routing_rule()};
+}
+
+// Keeps the code of `status` and puts `context` in front of its message.
+absl::Status Annotate(const absl::Status& status, absl::string_view context) {
+  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
+}
+
+std::string TaskTypeOf(const flyteidl::admin::TaskCategory& category, const std::string& deprecated_type) {
+  return category.name().empty() ? deprecated_type : category.name();
+}
+
+}  // namespace
+
+TaskLifecycle::TaskLifecycle(const AgentConfig* config, neptune::Tracker* tracker, executor::Executor* executor,
+                             storage::OutputStore* outputs, FinalWriter* final_writer, const Clock* clock)
+    : config_(*config),
+      tracker_(tracker),
+      executor_(executor),
+      outputs_(outputs),
+      final_writer_(final_writer),
+      clock_(clock) {}
+
+absl::Status TaskLifecycle::CheckTaskType(absl::string_view task_type) const {
+  if (task_type.empty() || absl::c_linear_search(config_.task_types, task_type)) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("the neptune agent does not serve task type \"", task_type,
+                                          "\"; it serves: ", absl::StrJoin(config_.task_types, ", "),
+                                          " (check propeller's connectorForTaskTypes / agentForTaskTypes)"));
+}
+
+absl::Time TaskLifecycle::Deadline() const { return clock_->Now() + config_.create_budget; }
+
+absl::StatusOr<std::string> TaskLifecycle::Create(const flyteidl::admin::CreateTaskRequest& request) {
+  const flyteidl::core::TaskTemplate& task_template = request.template_();
+  if (task_template.type().empty()) {
+    return absl::InvalidArgumentError("CreateTaskRequest.template has no task type");
+  }
+  FNA_RETURN_IF_ERROR(CheckTaskType(task_template.type()));
+  if (!task_template.has_container()) {
+    return absl::InvalidArgumentError(
+        "task template has no container: the neptune agent runs the task's container (TaskTemplate.container); "
+        "k8s_pod and sql targets are not supported");
+  }
+  if (request.output_prefix().empty()) {
+    return absl::InvalidArgumentError("CreateTaskRequest.output_prefix is empty; propeller always sets it");
+  }
+  const flyteidl::admin::TaskExecutionMetadata& metadata = request.task_execution_metadata();
+  const auto& task_execution = metadata.task_execution_id();
+  const auto& node_execution = task_execution.node_execution_id();
+  const auto& execution = node_execution.execution_id();
+  if (execution.name().empty() || node_execution.node_id().empty()) {
+    return absl::InvalidArgumentError(
+        "task_execution_metadata.task_execution_id lacks the execution name or node id; propeller always sets them");
+  }
+
+  FNA_ASSIGN_OR_RETURN(RunSettings settings, ResolveSettings(task_template, metadata, config_));
+  const AttemptIdentity identity = DeriveIdentity(execution.name(), node_execution.node_id(),
+                                                  task_execution.retry_attempt(), request.output_prefix());
+  ResourceMeta meta;
+  meta.set_execution_id(identity.execution_id);
+  meta.set_custom_run_id(identity.custom_run_id);
+  meta.set_output_prefix(request.output_prefix());
+  FlyteIds* ids = meta.mutable_ids();
+  ids->set_project(execution.project());
+  ids->set_domain(execution.domain());
+  ids->set_execution_name(execution.name());
+  ids->set_node_id(node_execution.node_id());
+  ids->set_retry_attempt(task_execution.retry_attempt());
+  ids->set_task_project(task_execution.task_id().project());
+  ids->set_task_domain(task_execution.task_id().domain());
+  ids->set_task_name(task_execution.task_id().name());
+  ids->set_task_version(task_execution.task_id().version());
+  ids->set_task_type(task_template.type());
+  if (auto it = metadata.labels().find("workflow-name"); it != metadata.labels().end()) {
+    ids->set_workflow(it->second);
+  }
+  ids->set_namespace_(metadata.namespace_());
+  ids->set_service_account(metadata.k8s_service_account());
+  ids->set_image(task_template.container().image());
+  ids->set_raw_output_prefix(RawOutputPrefixFromArgs(task_template.container()));
+  *meta.mutable_settings() = std::move(settings);
+  const auto& timeout = task_template.metadata().timeout();
+  meta.set_timeout_ms(timeout.seconds() * 1000 + timeout.nanos() / 1000000);
+  meta.set_created_at_ms(absl::ToUnixMillis(clock_->Now()));
+  FNA_ASSIGN_OR_RETURN(std::string bytes, EncodeResourceMeta(meta));
+  FNA_ASSIGN_OR_RETURN(executor::TaskSpec spec, BuildTaskSpec(request, meta));
+
+  LogFields log_fields = ResourceLogFields(meta);
+  if (absl::Status started = executor_->Start(spec); !started.ok()) {
+    log_fields.emplace_back("error", std::string(started.message()));
+    Log(LogLevel::kError, "lifecycle", "cannot start task", log_fields);
+    return Annotate(started, absl::StrCat("cannot start task ", identity.execution_id));
+  }
+  if (meta.settings().disabled()) {
+    Log(LogLevel::kInfo, "lifecycle", "task started; tracking disabled by label", log_fields);
+    return bytes;
+  }
+  std::string working_directory;
+  if (auto status = executor_->GetStatus(identity.execution_id); status.ok()) {
+    working_directory = status->working_directory;
+  }
+  const RunLink link = EnsureRun(meta, working_directory);
+  if (link.run_id.empty()) {
+    log_fields.emplace_back("error", link.problem);
+    Log(LogLevel::kWarning, "lifecycle", "task started; run creation deferred to GetTask", log_fields);
+  } else {
+    log_fields.emplace_back("neptune_run", link.run_id);
+    Log(LogLevel::kInfo, "lifecycle", "task started and run created", log_fields);
+  }
+  return bytes;
+}
+
+TaskLifecycle::RunLink TaskLifecycle::EnsureRun(const ResourceMeta& meta, absl::string_view working_directory) {
+  RunLink link;
+  const neptune::RunRef ref = RefOf(meta);
+  auto info = tracker_->CreateRun(ref, InitialFields(meta, config_.console_url, working_directory), Deadline());
+  if (info.ok()) {
+    link.run_id = info->run_id;
+    link.url = info->url;
+  } else {
+    link.url = tracker_->FallbackLink(ref);
+    link.problem = std::string(info.status().message());
+  }
+  return link;
+}
+
+ErrorFile TaskLifecycle::ReadErrorFile(const ResourceMeta& meta) {
+  const std::string uri = absl::StrCat(absl::StripSuffix(meta.output_prefix(), "/"), "/error.pb");
+  auto read = outputs_->Read(uri, Deadline());
+  if (read.ok()) return ErrorFile{true, *std::move(read)};
+  if (!absl::IsUnimplemented(read.status())) {
+    LogFields fields = ResourceLogFields(meta);
+    fields.emplace_back("error", std::string(read.status().message()));
+    Log(LogLevel::kWarning, "lifecycle", "cannot check error.pb; the run records the exit status only", fields);
+  }
+  return ErrorFile{false, std::nullopt};
+}
+
+absl::Status TaskLifecycle::WriteOutcome(const ResourceMeta& meta, const RunOutcome& outcome, RunLink* link) {
+  *link = EnsureRun(meta, outcome.working_directory());
+  if (link->run_id.empty()) return absl::UnavailableError(link->problem);
+  FNA_RETURN_IF_ERROR(tracker_->Write(RefOf(meta), FinalFields(meta, outcome), Deadline()));
+  LogFields fields = ResourceLogFields(meta);
+  fields.emplace_back("phase", outcome.phase());
+  if (absl::Status marked = executor_->MarkRunFinalized(meta.execution_id()); !marked.ok()) {
+    // The run is complete; a later GetTask writes the same final fields again, which is harmless.
+    fields.emplace_back("error", std::string(marked.message()));
+    Log(LogLevel::kWarning, "lifecycle", "run finalized, but the executor could not record it", fields);
+  } else {
+    Log(LogLevel::kInfo, "lifecycle", "run finalized", fields);
+  }
+  return absl::OkStatus();
+}
+
+void TaskLifecycle::HandOff(const ResourceMeta& meta, const RunOutcome& outcome, const absl::Status& why) {
+  FinalWrite write;
+  *write.mutable_meta() = meta;
+  *write.mutable_outcome() = outcome;
+  LogFields fields = ResourceLogFields(meta);
+  fields.emplace_back("phase", outcome.phase());
+  fields.emplace_back("error", std::string(why.message()));
+  if (absl::Status recorded = executor_->RecordPendingFinalWrite(meta.execution_id(), write.SerializeAsString());
+      !recorded.ok()) {
+    fields.emplace_back("record_error", std::string(recorded.message()));
+  }
+  Log(LogLevel::kWarning, "lifecycle", "final write failed; continuing in the background", fields);
+  final_writer_->Enqueue(std::move(write));
+}
+
+RunOutcome TaskLifecycle::OutcomeOf(const ResourceMeta& meta, const TaskStatus& status) {
+  FinalWrite pending;
+  if (status.pending_final_write.has_value() && pending.ParseFromString(*status.pending_final_write) &&
+      pending.has_outcome()) {
+    return pending.outcome();  // decided earlier: an abort, or a write handed to the background
+  }
+  return OutcomeFromStatus(status, status.state == TaskState::kSucceeded ? ReadErrorFile(meta) : ErrorFile{});
+}
+
+void TaskLifecycle::AddRunInfo(const ResourceMeta& meta, const RunLink& link,
+                               flyteidl::admin::Resource* resource) const {
+  flyteidl::core::TaskLog* log = resource->add_log_links();
+  log->set_uri(link.url);
+  log->set_name(kRunLinkName);
+  log->set_showwhilepending(true);
+  log->set_hideoncefinished(false);
+  auto* neptune = (*resource->mutable_custom_info()->mutable_fields())["neptune"].mutable_struct_value();
+  auto& fields = *neptune->mutable_fields();
+  fields["project"].set_string_value(meta.settings().project());
+  fields["custom_run_id"].set_string_value(meta.custom_run_id());
+  fields["url"].set_string_value(link.url);
+  if (!link.run_id.empty()) fields["run_id"].set_string_value(link.run_id);
+}
+
+absl::StatusOr<flyteidl::admin::Resource> TaskLifecycle::Get(const flyteidl::admin::GetTaskRequest& request) {
+  FNA_RETURN_IF_ERROR(CheckTaskType(TaskTypeOf(request.task_category(), request.task_type())));
+  FNA_ASSIGN_OR_RETURN(ResourceMeta meta, DecodeResourceMeta(request.resource_meta()));
+  TaskStatus status;
+  if (auto read = executor_->GetStatus(meta.execution_id()); read.ok()) {
+    status = *std::move(read);
+  } else if (absl::IsNotFound(read.status())) {
+    status.state = TaskState::kRetryableFailed;
+    status.message = absl::StrCat("task ", meta.execution_id(),
+                                  " no longer exists in the executor: it was deleted outside Flyte");
+    status.finished_at = clock_->Now();
+  } else {
+    return Annotate(read.status(), absl::StrCat("cannot read the status of task ", meta.execution_id()));
+  }
+
+  flyteidl::admin::Resource resource;
+  TaskExecution::Phase phase = FlytePhase(status.state);
+  std::string message = status.message;
+  if (meta.settings().disabled()) {
+    SetPhase(phase, config_.retryable_failure, &resource);
+    resource.set_message(message);
+    return resource;
+  }
+
+  RunLink link;
+  if (!executor::IsTerminal(status.state)) {
+    link = EnsureRun(meta, status.working_directory);
+    if (link.run_id.empty()) {
+      message = absl::StrCat(message, message.empty() ? "" : "; ", "Neptune run not created yet, will retry: ",
+                             link.problem);
+    }
+  } else if (status.run_finalized) {
+    link.url = tracker_->FallbackLink(RefOf(meta));
+  } else {
+    const RunOutcome outcome = OutcomeOf(meta, status);
+    if (absl::Status written = WriteOutcome(meta, outcome, &link); !written.ok()) {
+      const bool within_grace =
+          status.finished_at.has_value() && clock_->Now() - *status.finished_at < config_.finalize_grace;
+      if (within_grace) {
+        // Hold the terminal phase back: propeller stops polling once it sees it (design.md §3.4).
+        phase = TaskExecution::RUNNING;
+        message = absl::StrCat("task finished (", outcome.phase(),
+                               "); waiting for Neptune to record the outcome: ", written.message());
+      } else {
+        HandOff(meta, outcome, written);
+        message = absl::StrCat(message, message.empty() ? "" : "; ",
+                               "Neptune run not finalized yet, retrying in the background: ", written.message());
+      }
+    }
+  }
+  SetPhase(phase, config_.retryable_failure, &resource);
+  resource.set_message(message);
+  AddRunInfo(meta, link, &resource);
+  return resource;
+}
+
+absl::Status TaskLifecycle::Delete(const flyteidl::admin::DeleteTaskRequest& request) {
+  FNA_RETURN_IF_ERROR(CheckTaskType(TaskTypeOf(request.task_category(), request.task_type())));
+  FNA_ASSIGN_OR_RETURN(ResourceMeta meta, DecodeResourceMeta(request.resource_meta()));
+  LogFields fields = ResourceLogFields(meta);
+  auto read = executor_->GetStatus(meta.execution_id());
+  if (absl::IsNotFound(read.status())) {
+    Log(LogLevel::kInfo, "lifecycle", "abort of an unknown task: nothing to do", fields);
+    return absl::OkStatus();
+  }
+  if (!read.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot abort task ", meta.execution_id(),
+                                               ": cannot read its status: ", read.status().message()));
+  }
+  const TaskStatus& status = *read;
+  RunOutcome outcome;
+  if (executor::IsTerminal(status.state)) {
+    if (status.run_finalized || meta.settings().disabled()) return absl::OkStatus();
+    outcome = OutcomeOf(meta, status);  // it finished before the abort arrived: record what really happened
+  } else {
+    if (absl::Status aborted = executor_->Abort(meta.execution_id()); !aborted.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot abort task ", meta.execution_id(), ": ", aborted.message()));
+    }
+    Log(LogLevel::kInfo, "lifecycle", "task aborted", fields);
+    if (meta.settings().disabled()) return absl::OkStatus();
+    outcome = OutcomeOfAbort(meta, &status, clock_->Now());
+  }
+  RunLink link;
+  if (absl::Status written = WriteOutcome(meta, outcome, &link); !written.ok()) HandOff(meta, outcome, written);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<executor::LogBatch> TaskLifecycle::ReadLogs(absl::string_view resource_meta,
+                                                           const executor::LogQuery& query) {
+  FNA_ASSIGN_OR_RETURN(ResourceMeta meta, DecodeResourceMeta(resource_meta));
+  return executor_->ReadLogs(meta.execution_id(), query);
+}
+
+}  // namespace fna::tracking
