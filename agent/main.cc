@@ -67,8 +67,8 @@ int Run(const AgentConfig& config) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const Clock* clock = Clock::Real();
-  auto tracker = neptune::OfflineTracker::Create(
-      neptune::OfflineTrackerOptions{config.offline_directory}, clock);
+  auto tracker =
+      neptune::OfflineTracker::Create(neptune::OfflineTrackerOptions{config.offline_directory}, clock);
   if (!tracker.ok()) return Fail("cannot open the offline Neptune directory", tracker.status());
 
   executor::ProcessExecutor::Options executor_options;

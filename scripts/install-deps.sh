@@ -12,8 +12,8 @@ PACKAGES=(
   golang-github-gogo-googleapis-dev
   # Status, strings, time, synchronization.
   libabsl-dev
-  # HTTP client and server (Neptune client, metrics, test servers); JSON; YAML configuration.
-  libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev
+  # JSON; YAML configuration; SHA-256.
+  nlohmann-json3-dev libyaml-cpp-dev libssl-dev
   # Tests.
   libgtest-dev libgmock-dev
   # The Python client test (generated from the npm tarball's protos) and the npm package fetch.

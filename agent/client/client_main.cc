@@ -27,13 +27,18 @@
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:8000", "the agent's gRPC address");
-ABSL_FLAG(absl::Duration, resync, absl::Seconds(30), "GetTask interval (propeller: webApi.caching.resyncInterval)");
-ABSL_FLAG(double, qps, 10, "read rate limit, GetTask calls per second (propeller: webApi.readRateLimiter.qps)");
+ABSL_FLAG(absl::Duration, resync, absl::Seconds(30),
+          "GetTask interval (propeller: webApi.caching.resyncInterval)");
+ABSL_FLAG(double, qps, 10,
+          "read rate limit, GetTask calls per second (propeller: webApi.readRateLimiter.qps)");
 ABSL_FLAG(int, burst, 100, "read rate limit burst (propeller: webApi.readRateLimiter.burst)");
-ABSL_FLAG(absl::Duration, abort_after, absl::ZeroDuration(), "send DeleteTask this long after CreateTask (0: never)");
-ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10), "deadline of each call (connector-service default: 10s)");
+ABSL_FLAG(absl::Duration, abort_after, absl::ZeroDuration(),
+          "send DeleteTask this long after CreateTask (0: never)");
+ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10),
+          "deadline of each call (connector-service default: 10s)");
 ABSL_FLAG(absl::Duration, max_wait, absl::Hours(24), "give up polling after this long");
-ABSL_FLAG(std::string, outputs, "", "root of output prefixes for task files without one (default: ./outputs)");
+ABSL_FLAG(std::string, outputs, "",
+          "root of output prefixes for task files without one (default: ./outputs)");
 
 namespace {
 
@@ -96,10 +101,12 @@ bool IsTerminal(const flyteidl::admin::Resource& resource) {
 }
 
 void Print(const flyteidl::admin::Resource& resource) {
-  std::cout << absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()) << " phase " << PhaseName(resource);
+  std::cout << absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()) << " phase "
+            << PhaseName(resource);
   if (!resource.message().empty()) std::cout << ": " << resource.message();
   std::cout << "\n";
-  for (const auto& link : resource.log_links()) std::cout << "    link " << link.name() << ": " << link.uri() << "\n";
+  for (const auto& link : resource.log_links())
+    std::cout << "    link " << link.name() << ": " << link.uri() << "\n";
 }
 
 int List(flyteidl::service::AgentMetadataService::Stub& metadata) {
@@ -131,7 +138,8 @@ int Get(flyteidl::service::AsyncAgentService::Stub& agent, const std::string& me
   return 0;
 }
 
-int Abort(flyteidl::service::AsyncAgentService::Stub& agent, const std::string& meta, const std::string& type) {
+int Abort(flyteidl::service::AsyncAgentService::Stub& agent, const std::string& meta,
+          const std::string& type) {
   flyteidl::admin::DeleteTaskRequest request;
   request.set_resource_meta(meta);
   request.set_task_type(type);
@@ -148,7 +156,8 @@ int Create(flyteidl::service::AsyncAgentService::Stub& agent, const std::string&
            std::string* type) {
   absl::BitGen random;
   std::string name = "f";
-  for (int i = 0; i < 19; ++i) name.push_back("abcdefghijklmnopqrstuvwxyz0123456789"[absl::Uniform(random, 0, 36)]);
+  for (int i = 0; i < 19; ++i)
+    name.push_back("abcdefghijklmnopqrstuvwxyz0123456789"[absl::Uniform(random, 0, 36)]);
   std::string outputs = absl::GetFlag(FLAGS_outputs);
   if (outputs.empty()) {
     char cwd[4096];
@@ -166,8 +175,8 @@ int Create(flyteidl::service::AsyncAgentService::Stub& agent, const std::string&
   if (!status.ok()) return Report(status, "CreateTask");
   *meta = response.resource_meta();
   const auto& execution = request->task_execution_metadata().task_execution_id().node_execution_id();
-  std::cout << "created " << execution.execution_id().name() << "/" << execution.node_id() << " (output prefix "
-            << request->output_prefix() << ")\n";
+  std::cout << "created " << execution.execution_id().name() << "/" << execution.node_id()
+            << " (output prefix " << request->output_prefix() << ")\n";
   return 0;
 }
 

@@ -30,8 +30,8 @@ std::string Str(const YAML::Node& map, const char* key, const std::string& fallb
 }  // namespace
 
 absl::StatusOr<flyteidl::admin::CreateTaskRequest> LoadTaskFile(absl::string_view path,
-                                                                 absl::string_view default_execution_name,
-                                                                 absl::string_view outputs_root) {
+                                                                absl::string_view default_execution_name,
+                                                                absl::string_view outputs_root) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(std::string(path));
@@ -64,10 +64,10 @@ absl::StatusOr<flyteidl::admin::CreateTaskRequest> LoadTaskFile(absl::string_vie
     const std::string name = Str(execution, "name", std::string(default_execution_name));
     const std::string node_id = Str(execution, "node_id", "n0");
     const uint32_t attempt = execution["attempt"] ? execution["attempt"].as<uint32_t>() : 0;
-    const std::string output_prefix =
-        root["output_prefix"] ? root["output_prefix"].as<std::string>()
-                              : absl::StrCat(outputs_root, "/", project, "-", domain, "-", name, "/", node_id,
-                                             "/data/", attempt);
+    const std::string output_prefix = root["output_prefix"]
+                                          ? root["output_prefix"].as<std::string>()
+                                          : absl::StrCat(outputs_root, "/", project, "-", domain, "-", name,
+                                                         "/", node_id, "/data/", attempt);
     const std::string raw_prefix = absl::StrCat(outputs_root, "/raw/", name, "-", node_id, "-", attempt);
     request.set_output_prefix(output_prefix);
 
@@ -91,8 +91,9 @@ absl::StatusOr<flyteidl::admin::CreateTaskRequest> LoadTaskFile(absl::string_vie
     for (const auto& item : task["command"]) container->add_command(item.as<std::string>());
     for (const auto& item : task["args"]) {
       // Propeller renders these templates before CreateTask (flyte-agent-protocol.md §3).
-      container->add_args(absl::StrReplaceAll(item.as<std::string>(), {{"{{.outputPrefix}}", output_prefix},
-                                                                         {"{{.rawOutputDataPrefix}}", raw_prefix}}));
+      container->add_args(absl::StrReplaceAll(
+          item.as<std::string>(),
+          {{"{{.outputPrefix}}", output_prefix}, {"{{.rawOutputDataPrefix}}", raw_prefix}}));
     }
     for (const auto& item : task["env"]) {
       auto* env = container->add_env();
@@ -103,7 +104,8 @@ absl::StatusOr<flyteidl::admin::CreateTaskRequest> LoadTaskFile(absl::string_vie
       (*tmpl->mutable_config())[item.first.as<std::string>()] = item.second.as<std::string>();
     }
     if (const YAML::Node neptune = task["neptune"]) {
-      auto& fields = *(*tmpl->mutable_custom()->mutable_fields())["neptune"].mutable_struct_value()->mutable_fields();
+      auto& fields =
+          *(*tmpl->mutable_custom()->mutable_fields())["neptune"].mutable_struct_value()->mutable_fields();
       for (const auto& item : neptune) {
         const std::string key = item.first.as<std::string>();
         if (item.second.IsSequence()) {
@@ -132,12 +134,14 @@ absl::StatusOr<flyteidl::admin::CreateTaskRequest> LoadTaskFile(absl::string_vie
     labels["project"] = project;
     labels["domain"] = domain;
     labels["node-id"] = node_id;
-    for (const auto& item : execution["labels"]) labels[item.first.as<std::string>()] = item.second.as<std::string>();
+    for (const auto& item : execution["labels"])
+      labels[item.first.as<std::string>()] = item.second.as<std::string>();
     for (const auto& item : execution["annotations"]) {
       (*metadata->mutable_annotations())[item.first.as<std::string>()] = item.second.as<std::string>();
     }
     for (const auto& item : execution["env"]) {
-      (*metadata->mutable_environment_variables())[item.first.as<std::string>()] = item.second.as<std::string>();
+      (*metadata->mutable_environment_variables())[item.first.as<std::string>()] =
+          item.second.as<std::string>();
     }
     return request;
   } catch (const YAML::Exception& e) {

@@ -6,6 +6,7 @@ namespace {
 class RealClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
+  void SleepFor(absl::Duration duration) const override { absl::SleepFor(duration); }
 };
 
 }  // namespace

@@ -80,7 +80,8 @@ void Log(LogLevel level, absl::string_view component, absl::string_view msg, con
   } else {
     line = absl::StrCat(ts, " ", absl::AsciiStrToUpper(std::string(LevelName(level))), " ", component, ": ",
                         RedactSecrets(msg));
-    for (const auto& [key, value] : fields) absl::StrAppend(&line, " ", key, "=", TextValue(RedactSecrets(value)));
+    for (const auto& [key, value] : fields)
+      absl::StrAppend(&line, " ", key, "=", TextValue(RedactSecrets(value)));
   }
   out << line << '\n';
   out.flush();

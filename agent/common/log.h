@@ -3,9 +3,10 @@
 
 #include <ostream>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace fna {
 

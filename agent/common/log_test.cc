@@ -58,7 +58,8 @@ TEST_F(LogTest, TextLineQuotesValuesWithSpaces) {
   ConfigureLogging(LogFormat::kText, LogLevel::kInfo, &out_);
   Log(LogLevel::kWarning, "tracking", "deferred", {{"error", "connection refused"}, {"node", "n0"}});
   const std::string line = out_.str();
-  EXPECT_NE(line.find(" WARNING tracking: deferred error=\"connection refused\" node=n0\n"), std::string::npos)
+  EXPECT_NE(line.find(" WARNING tracking: deferred error=\"connection refused\" node=n0\n"),
+            std::string::npos)
       << line;
 }
 

@@ -3,6 +3,7 @@
 
 #include <ostream>
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace fna {

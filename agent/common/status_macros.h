@@ -5,10 +5,10 @@
 #include "absl/status/statusor.h"
 
 // Returns early with the status of `expr` when it is not OK. `expr` is evaluated once.
-#define FNA_RETURN_IF_ERROR(expr)                 \
-  do {                                            \
-    ::absl::Status fna_status_ = (expr);          \
-    if (!fna_status_.ok()) return fna_status_;    \
+#define FNA_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status fna_status_ = (expr);       \
+    if (!fna_status_.ok()) return fna_status_; \
   } while (0)
 
 #define FNA_STATUS_CONCAT_INNER_(a, b) a##b

@@ -16,10 +16,11 @@ namespace fna {
 struct RoutingRule {
   std::string flyte_project = "*";  // exact Flyte project, or "*"
   std::string flyte_domain = "*";   // exact Flyte domain, or "*"
-  std::vector<std::string> allowed_projects;  // Neptune "workspace/project"s a task may choose; "*" allows any
-  std::string default_project;      // used when the task chooses none; always allowed
-  std::vector<std::string> tags;    // added to every run of a matching task
-  std::string token_file;           // this rule's Neptune API token (per workspace or tenant); empty: default
+  // Neptune "workspace/project"s a task may choose; "*" allows any.
+  std::vector<std::string> allowed_projects;
+  std::string default_project;    // used when the task chooses none; always allowed
+  std::vector<std::string> tags;  // added to every run of a matching task
+  std::string token_file;         // this rule's Neptune API token (per workspace or tenant); empty: default
 };
 
 // How a retryable failure is reported to propeller.
@@ -31,8 +32,8 @@ enum class RetryableFailureMode {
 enum class TrackerKind { kOffline };
 enum class ExecutorKind { kProcess };
 
-// The agent's whole configuration: embedded defaults, overridden by the YAML file, then environment variables,
-// then flags (config_loader.h). Immutable once loaded; passed down as `const AgentConfig&`.
+// The agent's whole configuration: embedded defaults, overridden by the YAML file, then environment
+// variables, then flags (config_loader.h). Immutable once loaded; passed down as `const AgentConfig&`.
 struct AgentConfig {
   // server
   std::string listen_address = "127.0.0.1:8000";
@@ -50,7 +51,7 @@ struct AgentConfig {
   std::string default_project = "local/flyte";
   std::vector<std::string> allowed_projects;  // for tasks no routing rule matches; "*" allows any
   std::vector<std::string> default_tags;
-  std::vector<RoutingRule> routing_rules;     // first match wins
+  std::vector<RoutingRule> routing_rules;  // first match wins
   absl::Duration finalize_grace = absl::Minutes(2);
   absl::Duration create_budget = absl::Seconds(2);
 

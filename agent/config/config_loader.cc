@@ -750,6 +750,27 @@ absl::Status CheckMerged(const AgentConfig& config) {
 
 }  // namespace
 
+namespace {
+
+// Kubernetes injects <SERVICE>_SERVICE_HOST, <SERVICE>_PORT, <SERVICE>_PORT_8000_TCP... for every Service in
+// the namespace; a Service named flyte-neptune-agent yields FLYTE_NEPTUNE_AGENT_PORT and friends, which are
+// not configuration and must not stop the agent.
+bool IsServiceLinkVariable(absl::string_view name) {
+  absl::string_view rest = name.substr(kEnvPrefix.size());
+  if (rest == "PORT" || rest == "SERVICE_HOST" || rest == "SERVICE_PORT" ||
+      absl::StartsWith(rest, "SERVICE_PORT_")) {
+    return true;
+  }
+  if (!absl::ConsumePrefix(&rest, "PORT_")) return false;
+  const size_t digits = rest.find_first_not_of("0123456789");
+  if (digits == 0 || digits == absl::string_view::npos) return false;
+  rest.remove_prefix(digits);
+  return rest == "_TCP" || rest == "_UDP" || rest == "_SCTP" || absl::StartsWith(rest, "_TCP_") ||
+         absl::StartsWith(rest, "_UDP_") || absl::StartsWith(rest, "_SCTP_");
+}
+
+}  // namespace
+
 absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
                                              const std::map<std::string, std::string>& environment) {
   const std::vector<Field<AgentConfig>>& fields = ConfigFields();
@@ -804,7 +825,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
   AgentConfig& config = command_line.config;
   if (!command_line.config_file.empty()) FNA_RETURN_IF_ERROR(ApplyYamlFile(command_line.config_file, config));
   for (const auto& [name, value] : environment) {
-    if (!absl::StartsWith(name, kEnvPrefix) || name == kConfigEnv) continue;
+    if (!absl::StartsWith(name, kEnvPrefix) || name == kConfigEnv || IsServiceLinkVariable(name)) continue;
     const auto field = std::find_if(fields.begin(), fields.end(),
                                     [&](const Field<AgentConfig>& f) { return EnvVar(f.path) == name; });
     if (field == fields.end()) {

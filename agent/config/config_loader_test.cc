@@ -358,6 +358,21 @@ TEST_F(ConfigLoaderTest, ListenAddresses) {
             "--server.listen_address: \"[::zz]:80\" is not host:port (\"::zz\" is not an IPv6 address)");
 }
 
+TEST_F(ConfigLoaderTest, KubernetesServiceLinkVariablesAreNotConfiguration) {
+  // What Kubernetes injects for a Service named flyte-neptune-agent in the agent's namespace.
+  const Env env = {{"FLYTE_NEPTUNE_AGENT_PORT", "tcp://10.0.0.7:8000"},
+                   {"FLYTE_NEPTUNE_AGENT_SERVICE_HOST", "10.0.0.7"},
+                   {"FLYTE_NEPTUNE_AGENT_SERVICE_PORT", "8000"},
+                   {"FLYTE_NEPTUNE_AGENT_SERVICE_PORT_GRPC", "8000"},
+                   {"FLYTE_NEPTUNE_AGENT_PORT_8000_TCP", "tcp://10.0.0.7:8000"},
+                   {"FLYTE_NEPTUNE_AGENT_PORT_8000_TCP_PROTO", "tcp"},
+                   {"FLYTE_NEPTUNE_AGENT_PORT_8000_TCP_PORT", "8000"},
+                   {"FLYTE_NEPTUNE_AGENT_PORT_8000_TCP_ADDR", "10.0.0.7"}};
+  EXPECT_EQ(Error({}, env), "OK");
+  EXPECT_EQ(Error({}, {{"FLYTE_NEPTUNE_AGENT_PORT_X_TCP", "1"}}).substr(0, 29),
+            "unknown environment variable ");
+}
+
 TEST_F(ConfigLoaderTest, EnvironmentErrors) {
   EXPECT_EQ(
       Error({}, {{"FLYTE_NEPTUNE_AGENT_SERVER_MAX_RECEIVE_MESSAGE_BYTES", "1024"}}),

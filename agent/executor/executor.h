@@ -4,22 +4,23 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace fna::executor {
 
-// What to run for one task attempt: TaskTemplate.container as propeller rendered it, plus the agent's additions.
+// What to run for one task attempt: TaskTemplate.container as propeller rendered it, plus the agent's
+// additions.
 struct TaskSpec {
   // The attempt's identity (design.md §3.2): a DNS-1123 label of at most 50 characters, unique per attempt.
   std::string name;
-  std::string image;                  // ignored by the process executor
-  std::vector<std::string> argv;      // container.command followed by the rendered container.args
+  std::string image;              // ignored by the process executor
+  std::vector<std::string> argv;  // container.command followed by the rendered container.args
   std::vector<std::pair<std::string, std::string>> env;  // in order; a later entry overrides an earlier one
   // Placement, used by the Kubernetes executor only.
   std::string k8s_namespace;
@@ -29,7 +30,7 @@ struct TaskSpec {
 };
 
 enum class TaskState {
-  kPending,          // accepted, not running yet
+  kPending,  // accepted, not running yet
   kRunning,
   kSucceeded,        // exit code 0
   kFailed,           // will not succeed if retried (e.g. the command could not be started)
@@ -42,11 +43,11 @@ absl::string_view TaskStateName(TaskState state);
 
 struct TaskStatus {
   TaskState state = TaskState::kPending;
-  std::string message;                 // why, for failures: exit code, signal, start error
-  std::optional<int> exit_code;        // the process's exit code, when it exited
+  std::string message;           // why, for failures: exit code, signal, start error
+  std::optional<int> exit_code;  // the process's exit code, when it exited
   std::optional<absl::Time> started_at;
   std::optional<absl::Time> finished_at;
-  std::string working_directory;       // where the task's process starts, when the executor knows it
+  std::string working_directory;  // where the task's process starts, when the executor knows it
   // Tracking bookkeeping kept on the executor's object (design.md §3.4), so that any replica, and a restarted
   // agent, knows it: the run was finalized, or a final write is pending (its opaque record).
   bool run_finalized = false;
@@ -59,8 +60,8 @@ struct LogLine {
 };
 
 struct LogQuery {
-  std::string token;      // where to continue from; empty: from the start (or the tail, below)
-  uint64_t tail_lines = 0;  // with an empty token: only the last N lines (0: all)
+  std::string token;             // where to continue from; empty: from the start (or the tail, below)
+  uint64_t tail_lines = 0;       // with an empty token: only the last N lines (0: all)
   uint64_t max_bytes = 1 << 20;  // at most this much output per batch
 };
 
@@ -79,8 +80,9 @@ class Executor {
  public:
   virtual ~Executor() = default;
 
-  // Starts the task, or adopts the one already started under `spec.name`: CreateTask is delivered at least once,
-  // so a repeated Start never starts a second copy. InvalidArgument for a spec this executor cannot run.
+  // Starts the task, or adopts the one already started under `spec.name`: CreateTask is delivered at least
+  // once, so a repeated Start never starts a second copy. InvalidArgument for a spec this executor cannot
+  // run.
   virtual absl::Status Start(const TaskSpec& spec) = 0;
 
   // The task's current status. NotFound when no task `name` exists (never started, or cleaned up).

@@ -104,7 +104,8 @@ class ProcessExecutorTest : public ::testing::Test {
     ASSERT_NE(executor_, nullptr);
   }
 
-  // Stops whatever a failing test left running. No test makes a runner complain (nor a sanitizer built into it).
+  // Stops whatever a failing test left running. No test makes a runner complain (nor a sanitizer built into
+  // it).
   void TearDown() override {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(state_, ec)) {

@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "agent/common/log.h"
 #include "agent/common/status_macros.h"
+#include "agent/version.h"
 #include "nlohmann/json.hpp"
 
 namespace fna::neptune {
@@ -461,7 +462,7 @@ absl::StatusOr<RunInfo> OfflineTracker::CreateRun(const RunRef& ref, const std::
     metadata["structureVersion"] = 3;
     metadata["os"] = OsDescription();
     metadata["pythonVersion"] = "n/a";
-    metadata["neptuneClientVersion"] = "n/a (flyte-neptune-agent " FNA_AGENT_VERSION ")";
+    metadata["neptuneClientVersion"] = absl::StrCat("n/a (flyte-neptune-agent ", kVersion, ")");
     metadata["createdAt"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E6S+00:00", now, absl::UTCTimeZone());
     FNA_RETURN_IF_ERROR(CreateFile(JoinPath(staging, "metadata.json"), Dump(metadata, 2)));
     Json sidecar;

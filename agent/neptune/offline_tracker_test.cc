@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "agent/common/log.h"
 #include "agent/testing/fake_clock.h"
+#include "agent/version.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -198,16 +199,16 @@ TEST_F(OfflineTrackerTest, MetadataJsonHasTheClientsShapeWithoutTrailingNewline)
 
   struct utsname u;
   ASSERT_EQ(uname(&u), 0);
-  const std::string expected = absl::StrCat(                                                 //
-      "{\n",                                                                                 //
-      "  \"mode\": \"offline\",\n",                                                          //
-      "  \"containerId\": \"", info->run_id, "\",\n",                                        //
-      "  \"containerType\": \"run\",\n",                                                     //
-      "  \"structureVersion\": 3,\n",                                                        //
-      "  \"os\": \"", u.sysname, "-", u.release, "-", u.machine, "\",\n",                    //
-      "  \"pythonVersion\": \"n/a\",\n",                                                     //
-      "  \"neptuneClientVersion\": \"n/a (flyte-neptune-agent " FNA_AGENT_VERSION ")\",\n",  //
-      "  \"createdAt\": \"2026-01-01T00:00:00.123456+00:00\"\n",                             //
+  const std::string expected = absl::StrCat(                                          //
+      "{\n",                                                                          //
+      "  \"mode\": \"offline\",\n",                                                   //
+      "  \"containerId\": \"", info->run_id, "\",\n",                                 //
+      "  \"containerType\": \"run\",\n",                                              //
+      "  \"structureVersion\": 3,\n",                                                 //
+      "  \"os\": \"", u.sysname, "-", u.release, "-", u.machine, "\",\n",             //
+      "  \"pythonVersion\": \"n/a\",\n",                                              //
+      "  \"neptuneClientVersion\": \"n/a (flyte-neptune-agent ", kVersion, ")\",\n",  //
+      "  \"createdAt\": \"2026-01-01T00:00:00.123456+00:00\"\n",                      //
       "}");
   EXPECT_EQ(ReadFile(RunDir(ref_) / "metadata.json"), expected);
   // A run created without fields is still a valid, empty queue.

@@ -12,7 +12,8 @@
 
 namespace fna::neptune {
 
-// A set of strings written as a union (`insertStrings` online, `AddStrings` offline): sys/tags, sys/group_tags.
+// A set of strings written as a union (`insertStrings` online, `AddStrings` offline): sys/tags,
+// sys/group_tags.
 struct StringSet {
   std::vector<std::string> values;
   friend bool operator==(const StringSet& a, const StringSet& b) { return a.values == b.values; }
@@ -21,8 +22,8 @@ struct StringSet {
 // A typed attribute value as Neptune 2.x stores it: string, int, float, bool, datetime, string set.
 using FieldValue = std::variant<std::string, int64_t, double, bool, absl::Time, StringSet>;
 
-// One attribute of a run, e.g. {"flyte/project", std::string("flytesnacks")}. Writes are plain assigns (string
-// sets: unions), so writing the same field twice is safe.
+// One attribute of a run, e.g. {"flyte/project", std::string("flytesnacks")}. Writes are plain assigns
+// (string sets: unions), so writing the same field twice is safe.
 struct Field {
   std::string path;  // segments joined with '/'
   FieldValue value;
@@ -48,9 +49,9 @@ class Tracker {
  public:
   virtual ~Tracker() = default;
 
-  // Creates the run `ref.custom_run_id` in `ref.project` with `fields` as its first values, or finds the run an
-  // earlier call created. Idempotent: repeated calls (CreateTask is delivered at least once; creation may be
-  // retried from GetTask) give the same run; they may write `fields` again. Gives up at `deadline`
+  // Creates the run `ref.custom_run_id` in `ref.project` with `fields` as its first values, or finds the run
+  // an earlier call created. Idempotent: repeated calls (CreateTask is delivered at least once; creation may
+  // be retried from GetTask) give the same run; they may write `fields` again. Gives up at `deadline`
   // (DeadlineExceeded / Unavailable), leaving the caller to retry later.
   virtual absl::StatusOr<RunInfo> CreateRun(const RunRef& ref, const std::vector<Field>& fields,
                                             absl::Time deadline) = 0;

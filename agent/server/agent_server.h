@@ -12,9 +12,9 @@
 
 namespace fna::server {
 
-// The gRPC server: AsyncAgentService, AgentMetadataService, grpc.health.v1 and server reflection, with a receive
-// limit from the configuration (propeller sends the task's inputs inline).
-// Thread-safe. `config` and `lifecycle` are not owned and must outlive the server.
+// The gRPC server: AsyncAgentService, AgentMetadataService, grpc.health.v1 and server reflection, with a
+// receive limit from the configuration (propeller sends the task's inputs inline). Thread-safe. `config` and
+// `lifecycle` are not owned and must outlive the server.
 class AgentServer {
  public:
   // Binds `config.listen_address` (port 0 picks a free port) and starts serving.

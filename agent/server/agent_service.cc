@@ -57,17 +57,17 @@ grpc::Status AsyncAgentServiceImpl::DeleteTask(grpc::ServerContext* context,
 grpc::Status AsyncAgentServiceImpl::GetTaskMetrics(grpc::ServerContext* context,
                                                    const flyteidl::admin::GetTaskMetricsRequest* request,
                                                    flyteidl::admin::GetTaskMetricsResponse* response) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "GetTaskMetrics is not supported by the neptune agent: the task's metrics are in its Neptune "
-                      "run (see the task's \"Neptune run\" link)");
+  return grpc::Status(
+      grpc::StatusCode::UNIMPLEMENTED,
+      "GetTaskMetrics is not supported by the neptune agent: the task's metrics are in its Neptune "
+      "run (see the task's \"Neptune run\" link)");
 }
 
 grpc::Status AsyncAgentServiceImpl::GetTaskLogs(grpc::ServerContext* context,
                                                 const flyteidl::admin::GetTaskLogsRequest* request,
                                                 grpc::ServerWriter<GetTaskLogsResponse>* writer) {
-  if (absl::Status type = lifecycle_->CheckTaskType(request->task_category().name().empty()
-                                                        ? request->task_type()
-                                                        : request->task_category().name());
+  if (absl::Status type = lifecycle_->CheckTaskType(
+          request->task_category().name().empty() ? request->task_type() : request->task_category().name());
       !type.ok()) {
     return Reply("GetTaskLogs", type);
   }
@@ -118,8 +118,9 @@ grpc::Status AgentMetadataServiceImpl::GetAgent(grpc::ServerContext* context,
                                                 const flyteidl::admin::GetAgentRequest* request,
                                                 flyteidl::admin::GetAgentResponse* response) {
   if (request->name() != config_.agent_name) {
-    return Reply("GetAgent", absl::NotFoundError(absl::StrCat("no agent named \"", request->name(),
-                                                              "\"; this server runs \"", config_.agent_name, "\"")));
+    return Reply("GetAgent",
+                 absl::NotFoundError(absl::StrCat("no agent named \"", request->name(),
+                                                  "\"; this server runs \"", config_.agent_name, "\"")));
   }
   Describe(response->mutable_agent());
   return grpc::Status::OK;

@@ -15,7 +15,8 @@ namespace fna::server {
 class AsyncAgentServiceImpl final : public flyteidl::service::AsyncAgentService::Service {
  public:
   struct Options {
-    absl::Duration log_poll_interval = absl::Seconds(1);  // how often a following GetTaskLogs looks for output
+    absl::Duration log_poll_interval =
+        absl::Seconds(1);  // how often a following GetTaskLogs looks for output
   };
 
   AsyncAgentServiceImpl(tracking::TaskLifecycle* lifecycle, Options options);
@@ -26,11 +27,12 @@ class AsyncAgentServiceImpl final : public flyteidl::service::AsyncAgentService:
                        flyteidl::admin::GetTaskResponse* response) override;
   grpc::Status DeleteTask(grpc::ServerContext* context, const flyteidl::admin::DeleteTaskRequest* request,
                           flyteidl::admin::DeleteTaskResponse* response) override;
-  grpc::Status GetTaskMetrics(grpc::ServerContext* context, const flyteidl::admin::GetTaskMetricsRequest* request,
+  grpc::Status GetTaskMetrics(grpc::ServerContext* context,
+                              const flyteidl::admin::GetTaskMetricsRequest* request,
                               flyteidl::admin::GetTaskMetricsResponse* response) override;
   // Streams the task's output: `lines` > 0 starts from the last `lines` lines, `token` continues a previous
-  // stream. Follows the output until the task has finished and all of it was sent, or the client cancels. Each
-  // body part is preceded by a header part whose token resumes after that body.
+  // stream. Follows the output until the task has finished and all of it was sent, or the client cancels.
+  // Each body part is preceded by a header part whose token resumes after that body.
   grpc::Status GetTaskLogs(grpc::ServerContext* context, const flyteidl::admin::GetTaskLogsRequest* request,
                            grpc::ServerWriter<flyteidl::admin::GetTaskLogsResponse>* writer) override;
 

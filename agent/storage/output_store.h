@@ -3,15 +3,15 @@
 
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace fna::storage {
 
-// Reads objects under a task's output_prefix (error.pb). The seam between the lifecycle and Flyte's blob store.
-// Thread-safe.
+// Reads objects under a task's output_prefix (error.pb). The seam between the lifecycle and Flyte's blob
+// store. Thread-safe.
 class OutputStore {
  public:
   virtual ~OutputStore() = default;

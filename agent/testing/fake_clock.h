@@ -7,7 +7,8 @@
 
 namespace fna {
 
-// A Clock that moves only when told to. Thread-safe.
+// A Clock that moves only when told to (Advance, Set) or when someone sleeps on it (SleepFor moves it forward
+// at once). Thread-safe.
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1767225600))  // 2026-01-01T00:00:00Z
@@ -16,6 +17,16 @@ class FakeClock final : public Clock {
   absl::Time Now() const override {
     absl::MutexLock lock(&mu_);
     return now_;
+  }
+  void SleepFor(absl::Duration d) const override {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+    slept_ += d;
+  }
+  // Total time callers spent in SleepFor.
+  absl::Duration slept() const {
+    absl::MutexLock lock(&mu_);
+    return slept_;
   }
   void Advance(absl::Duration d) {
     absl::MutexLock lock(&mu_);
@@ -28,7 +39,8 @@ class FakeClock final : public Clock {
 
  private:
   mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Time now_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Duration slept_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fna

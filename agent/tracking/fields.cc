@@ -44,10 +44,12 @@ std::vector<Field> InitialFields(const ResourceMeta& meta, absl::string_view con
       {"flyte/task/type", ids.task_type()},
   };
   if (!console_url.empty()) {
-    fields.push_back({"flyte/execution_url", absl::StrCat(console_url, "/projects/", ids.project(), "/domains/",
-                                                          ids.domain(), "/executions/", ids.execution_name())});
+    fields.push_back(
+        {"flyte/execution_url", absl::StrCat(console_url, "/projects/", ids.project(), "/domains/",
+                                             ids.domain(), "/executions/", ids.execution_name())});
   }
-  if (!working_directory.empty()) fields.push_back({"flyte/working_directory", std::string(working_directory)});
+  if (!working_directory.empty())
+    fields.push_back({"flyte/working_directory", std::string(working_directory)});
   return fields;
 }
 
@@ -66,10 +68,11 @@ std::vector<Field> FinalFields(const ResourceMeta& meta, const RunOutcome& outco
     fields.push_back({"flyte/finished_at", absl::FromUnixMillis(outcome.finished_at_ms())});
   }
   if (outcome.started_at_ms() > 0 && outcome.finished_at_ms() >= outcome.started_at_ms()) {
-    fields.push_back(
-        {"flyte/duration_seconds", static_cast<double>(outcome.finished_at_ms() - outcome.started_at_ms()) / 1000.0});
+    fields.push_back({"flyte/duration_seconds",
+                      static_cast<double>(outcome.finished_at_ms() - outcome.started_at_ms()) / 1000.0});
   }
-  if (outcome.has_exit_code()) fields.push_back({"flyte/exit_code", static_cast<int64_t>(outcome.exit_code())});
+  if (outcome.has_exit_code())
+    fields.push_back({"flyte/exit_code", static_cast<int64_t>(outcome.exit_code())});
   if (!outcome.error().empty()) fields.push_back({"flyte/error", outcome.error()});
   if (!outcome.working_directory().empty()) {
     fields.push_back({"flyte/working_directory", outcome.working_directory()});

@@ -63,7 +63,8 @@ TEST(FieldsTest, InitialFieldsHaveExactNamesAndTypes) {
       {"flyte/output_metadata_prefix", std::string("s3://b/m/flytesnacks-development-f6c5/n0/data/0")},
       {"flyte/working_directory", std::string("/work/dir")},
       {"flyte/execution_url",
-       std::string("https://flyte.example.com/console/projects/flytesnacks/domains/development/executions/f6c5")},
+       std::string(
+           "https://flyte.example.com/console/projects/flytesnacks/domains/development/executions/f6c5")},
       {"flyte/task/name", std::string("wf.train")},
       {"flyte/task/project", std::string("flytesnacks")},
       {"flyte/task/domain", std::string("development")},

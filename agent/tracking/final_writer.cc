@@ -47,12 +47,11 @@ absl::Status FinalWriter::Attempt(const FinalWrite& write) {
   const ResourceMeta& meta = write.meta();
   const neptune::RunRef ref{meta.settings().project(), meta.custom_run_id(), meta.settings().routing_rule()};
   const absl::Time deadline = clock_->Now() + options_.call_budget;
-  FNA_RETURN_IF_ERROR(tracker_
-                          ->CreateRun(ref,
-                                      InitialFields(meta, options_.console_url,
-                                                    write.outcome().working_directory()),
-                                      deadline)
-                          .status());
+  FNA_RETURN_IF_ERROR(
+      tracker_
+          ->CreateRun(ref, InitialFields(meta, options_.console_url, write.outcome().working_directory()),
+                      deadline)
+          .status());
   FNA_RETURN_IF_ERROR(tracker_->Write(ref, FinalFields(meta, write.outcome()), deadline));
   return executor_->MarkRunFinalized(meta.execution_id());
 }

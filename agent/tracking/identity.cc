@@ -32,8 +32,8 @@ std::string HashOf(absl::string_view text, size_t length) {
   return out;
 }
 
-// Lower-cases, maps every character outside [a-z0-9] to '-', collapses runs of '-', trims '-' at both ends, and
-// keeps at most `max_length` characters (trimming a '-' the cut leaves at the end).
+// Lower-cases, maps every character outside [a-z0-9] to '-', collapses runs of '-', trims '-' at both ends,
+// and keeps at most `max_length` characters (trimming a '-' the cut leaves at the end).
 std::string Sanitize(absl::string_view text, size_t max_length) {
   std::string out;
   for (char c : text) {
@@ -52,12 +52,11 @@ std::string Sanitize(absl::string_view text, size_t max_length) {
 
 }  // namespace
 
-AttemptIdentity DeriveIdentity(absl::string_view execution_name, absl::string_view node_id, uint32_t retry_attempt,
-                               absl::string_view output_prefix) {
+AttemptIdentity DeriveIdentity(absl::string_view execution_name, absl::string_view node_id,
+                               uint32_t retry_attempt, absl::string_view output_prefix) {
   AttemptIdentity id;
-  const std::string readable =
-      Sanitize(absl::StrCat(execution_name, "-", node_id, "-", retry_attempt),
-               kMaxExecutionIdLength - kExecutionIdHashLength - 1);
+  const std::string readable = Sanitize(absl::StrCat(execution_name, "-", node_id, "-", retry_attempt),
+                                        kMaxExecutionIdLength - kExecutionIdHashLength - 1);
   const std::string hash = HashOf(output_prefix, kCustomRunIdHashLength);
   // A DNS-1123 label must start with an alphanumeric character: the readable part does, or is empty.
   id.execution_id = readable.empty() ? absl::StrCat("t-", hash.substr(0, kExecutionIdHashLength))

@@ -11,8 +11,8 @@ namespace fna::tracking {
 // The two names of one task attempt (design.md §3.2). Both are deterministic functions of the attempt, so a
 // repeated CreateTask, another replica or a restarted agent derive the same ones.
 //
-// (project, domain, execution, node id, attempt) is not unique: nested, dynamic and array nodes reuse node ids.
-// `output_prefix` is unique per attempt, so both names end in a hash of it.
+// (project, domain, execution, node id, attempt) is not unique: nested, dynamic and array nodes reuse node
+// ids. `output_prefix` is unique per attempt, so both names end in a hash of it.
 struct AttemptIdentity {
   // The Pod-style name: executor identity, flyte/execution_id, default sys/name. A DNS-1123 label of at most
   // kMaxExecutionIdLength characters: readable "<execution>-<node>-<attempt>", shortened, then "-<hash>".
@@ -25,8 +25,8 @@ struct AttemptIdentity {
 inline constexpr size_t kMaxExecutionIdLength = 50;
 inline constexpr size_t kMaxCustomRunIdLength = 36;
 
-AttemptIdentity DeriveIdentity(absl::string_view execution_name, absl::string_view node_id, uint32_t retry_attempt,
-                               absl::string_view output_prefix);
+AttemptIdentity DeriveIdentity(absl::string_view execution_name, absl::string_view node_id,
+                               uint32_t retry_attempt, absl::string_view output_prefix);
 
 }  // namespace fna::tracking
 

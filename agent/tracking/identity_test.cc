@@ -40,8 +40,8 @@ TEST(IdentityTest, LongestRealisticIdsStayWithinLimits) {
   // Execution names are at most 63 characters, node ids (and unique sub-node ids) long, attempts large.
   const std::string execution(63, 'e');
   const std::string node = "very-long-node-id-from-a-deeply-nested-subworkflow-node-" + std::string(40, 'n');
-  const std::string prefix = "s3://a-bucket-name-that-is-quite-long/metadata/propeller/project-domain-" + execution +
-                             "/" + node + "/data/4294967295/" + node + "/data/0";
+  const std::string prefix = "s3://a-bucket-name-that-is-quite-long/metadata/propeller/project-domain-" +
+                             execution + "/" + node + "/data/4294967295/" + node + "/data/0";
   const auto id = DeriveIdentity(execution, node, 4294967295u, prefix);
   EXPECT_LE(id.execution_id.size(), kMaxExecutionIdLength);
   EXPECT_TRUE(IsDns1123Label(id.execution_id)) << id.execution_id;

@@ -40,8 +40,9 @@ std::string TaskTypeOf(const flyteidl::admin::TaskCategory& category, const std:
 
 }  // namespace
 
-TaskLifecycle::TaskLifecycle(const AgentConfig* config, neptune::Tracker* tracker, executor::Executor* executor,
-                             storage::OutputStore* outputs, FinalWriter* final_writer, const Clock* clock)
+TaskLifecycle::TaskLifecycle(const AgentConfig* config, neptune::Tracker* tracker,
+                             executor::Executor* executor, storage::OutputStore* outputs,
+                             FinalWriter* final_writer, const Clock* clock)
     : config_(*config),
       tracker_(tracker),
       executor_(executor),
@@ -66,7 +67,8 @@ absl::StatusOr<std::string> TaskLifecycle::Create(const flyteidl::admin::CreateT
   FNA_RETURN_IF_ERROR(CheckTaskType(task_template.type()));
   if (!task_template.has_container()) {
     return absl::InvalidArgumentError(
-        "task template has no container: the neptune agent runs the task's container (TaskTemplate.container); "
+        "task template has no container: the neptune agent runs the task's container "
+        "(TaskTemplate.container); "
         "k8s_pod and sql targets are not supported");
   }
   if (request.output_prefix().empty()) {
@@ -78,7 +80,8 @@ absl::StatusOr<std::string> TaskLifecycle::Create(const flyteidl::admin::CreateT
   const auto& execution = node_execution.execution_id();
   if (execution.name().empty() || node_execution.node_id().empty()) {
     return absl::InvalidArgumentError(
-        "task_execution_metadata.task_execution_id lacks the execution name or node id; propeller always sets them");
+        "task_execution_metadata.task_execution_id lacks the execution name or node id; propeller always "
+        "sets them");
   }
 
   FNA_ASSIGN_OR_RETURN(RunSettings settings, ResolveSettings(task_template, metadata, config_));
@@ -138,10 +141,12 @@ absl::StatusOr<std::string> TaskLifecycle::Create(const flyteidl::admin::CreateT
   return bytes;
 }
 
-TaskLifecycle::RunLink TaskLifecycle::EnsureRun(const ResourceMeta& meta, absl::string_view working_directory) {
+TaskLifecycle::RunLink TaskLifecycle::EnsureRun(const ResourceMeta& meta,
+                                                absl::string_view working_directory) {
   RunLink link;
   const neptune::RunRef ref = RefOf(meta);
-  auto info = tracker_->CreateRun(ref, InitialFields(meta, config_.console_url, working_directory), Deadline());
+  auto info =
+      tracker_->CreateRun(ref, InitialFields(meta, config_.console_url, working_directory), Deadline());
   if (info.ok()) {
     link.run_id = info->run_id;
     link.url = info->url;
@@ -159,7 +164,8 @@ ErrorFile TaskLifecycle::ReadErrorFile(const ResourceMeta& meta) {
   if (!absl::IsUnimplemented(read.status())) {
     LogFields fields = ResourceLogFields(meta);
     fields.emplace_back("error", std::string(read.status().message()));
-    Log(LogLevel::kWarning, "lifecycle", "cannot check error.pb; the run records the exit status only", fields);
+    Log(LogLevel::kWarning, "lifecycle", "cannot check error.pb; the run records the exit status only",
+        fields);
   }
   return ErrorFile{false, std::nullopt};
 }
@@ -187,7 +193,8 @@ void TaskLifecycle::HandOff(const ResourceMeta& meta, const RunOutcome& outcome,
   LogFields fields = ResourceLogFields(meta);
   fields.emplace_back("phase", outcome.phase());
   fields.emplace_back("error", std::string(why.message()));
-  if (absl::Status recorded = executor_->RecordPendingFinalWrite(meta.execution_id(), write.SerializeAsString());
+  if (absl::Status recorded =
+          executor_->RecordPendingFinalWrite(meta.execution_id(), write.SerializeAsString());
       !recorded.ok()) {
     fields.emplace_back("record_error", std::string(recorded.message()));
   }
@@ -247,8 +254,8 @@ absl::StatusOr<flyteidl::admin::Resource> TaskLifecycle::Get(const flyteidl::adm
   if (!executor::IsTerminal(status.state)) {
     link = EnsureRun(meta, status.working_directory);
     if (link.run_id.empty()) {
-      message = absl::StrCat(message, message.empty() ? "" : "; ", "Neptune run not created yet, will retry: ",
-                             link.problem);
+      message = absl::StrCat(message, message.empty() ? "" : "; ",
+                             "Neptune run not created yet, will retry: ", link.problem);
     }
   } else if (status.run_finalized) {
     link.url = tracker_->FallbackLink(RefOf(meta));
@@ -264,8 +271,9 @@ absl::StatusOr<flyteidl::admin::Resource> TaskLifecycle::Get(const flyteidl::adm
                                "); waiting for Neptune to record the outcome: ", written.message());
       } else {
         HandOff(meta, outcome, written);
-        message = absl::StrCat(message, message.empty() ? "" : "; ",
-                               "Neptune run not finalized yet, retrying in the background: ", written.message());
+        message =
+            absl::StrCat(message, message.empty() ? "" : "; ",
+                         "Neptune run not finalized yet, retrying in the background: ", written.message());
       }
     }
   }
@@ -303,7 +311,8 @@ absl::Status TaskLifecycle::Delete(const flyteidl::admin::DeleteTaskRequest& req
     outcome = OutcomeOfAbort(meta, &status, clock_->Now());
   }
   RunLink link;
-  if (absl::Status written = WriteOutcome(meta, outcome, &link); !written.ok()) HandOff(meta, outcome, written);
+  if (absl::Status written = WriteOutcome(meta, outcome, &link); !written.ok())
+    HandOff(meta, outcome, written);
   return absl::OkStatus();
 }
 

@@ -20,17 +20,17 @@ namespace fna::tracking {
 // The name of the console link to the run; unique among a task's links.
 inline constexpr char kRunLinkName[] = "Neptune run";
 
-// The life of one task attempt, as propeller drives it (flyte-agent-protocol.md §2): CreateTask at least once,
-// GetTask polled until a terminal phase, DeleteTask only on abort. Mirrors it into a Neptune run: created at
-// CreateTask (or, if Neptune is unavailable then, on a later GetTask), closed with the outcome when GetTask first
-// sees the attempt terminal, or marked ABORTED / TIMED_OUT by DeleteTask.
+// The life of one task attempt, as propeller drives it (flyte-agent-protocol.md §2): CreateTask at least
+// once, GetTask polled until a terminal phase, DeleteTask only on abort. Mirrors it into a Neptune run:
+// created at CreateTask (or, if Neptune is unavailable then, on a later GetTask), closed with the outcome
+// when GetTask first sees the attempt terminal, or marked ABORTED / TIMED_OUT by DeleteTask.
 //
-// Stateless: everything comes from resource_meta and what the executor and tracker can re-read, so any replica
-// serves any call and a restart loses nothing. Tracking never breaks the pipeline: tracker errors never fail a
-// call; they show in Resource.message and the logs (design.md §3.4).
+// Stateless: everything comes from resource_meta and what the executor and tracker can re-read, so any
+// replica serves any call and a restart loses nothing. Tracking never breaks the pipeline: tracker errors
+// never fail a call; they show in Resource.message and the logs (design.md §3.4).
 //
-// Thread-safe; calls for the same task may run concurrently. Returned errors carry canonical codes and messages
-// a Flyte user can act on (the server maps them to gRPC status).
+// Thread-safe; calls for the same task may run concurrently. Returned errors carry canonical codes and
+// messages a Flyte user can act on (the server maps them to gRPC status).
 class TaskLifecycle {
  public:
   // None of the pointers is owned; all must outlive this.
@@ -38,23 +38,25 @@ class TaskLifecycle {
                 storage::OutputStore* outputs, FinalWriter* final_writer, const Clock* clock);
 
   // Starts the task (or adopts it: idempotent) and creates its run. Returns the resource_meta.
-  // NotFound for a task type the agent does not serve; InvalidArgument for a malformed request or settings over
-  // their bounds; PermissionDenied for a Neptune project the routing rules refuse; FailedPrecondition when no
-  // Neptune project can be chosen; the executor's error when the task cannot be started.
+  // NotFound for a task type the agent does not serve; InvalidArgument for a malformed request or settings
+  // over their bounds; PermissionDenied for a Neptune project the routing rules refuse; FailedPrecondition
+  // when no Neptune project can be chosen; the executor's error when the task cannot be started.
   absl::StatusOr<std::string> Create(const flyteidl::admin::CreateTaskRequest& request);
 
-  // The attempt's status, with the run's link from the first call (ShowWhilePending) and custom_info. Finalizes
-  // the run the first time it sees the attempt terminal, holding the terminal phase back (reported as RUNNING)
-  // for at most the finalize grace while the final write fails. InvalidArgument for malformed resource_meta.
+  // The attempt's status, with the run's link from the first call (ShowWhilePending) and custom_info.
+  // Finalizes the run the first time it sees the attempt terminal, holding the terminal phase back (reported
+  // as RUNNING) for at most the finalize grace while the final write fails. InvalidArgument for malformed
+  // resource_meta.
   absl::StatusOr<flyteidl::admin::Resource> Get(const flyteidl::admin::GetTaskRequest& request);
 
   // Aborts the attempt and marks its run ABORTED (TIMED_OUT past the task's timeout). Idempotent: OK for an
-  // unknown or finished attempt. InvalidArgument for malformed resource_meta; Unavailable if the executor could
-  // not stop the task (propeller retries the abort).
+  // unknown or finished attempt. InvalidArgument for malformed resource_meta; Unavailable if the executor
+  // could not stop the task (propeller retries the abort).
   absl::Status Delete(const flyteidl::admin::DeleteTaskRequest& request);
 
   // The attempt's captured output.
-  absl::StatusOr<executor::LogBatch> ReadLogs(absl::string_view resource_meta, const executor::LogQuery& query);
+  absl::StatusOr<executor::LogBatch> ReadLogs(absl::string_view resource_meta,
+                                              const executor::LogQuery& query);
 
   // NotFound unless the agent serves `task_type` (an empty type, from an old client, is accepted).
   absl::Status CheckTaskType(absl::string_view task_type) const;
@@ -71,7 +73,8 @@ class TaskLifecycle {
   ErrorFile ReadErrorFile(const ResourceMeta& meta);
   // The outcome of a terminal attempt: one decided earlier (pending final write) or from its status.
   RunOutcome OutcomeOf(const ResourceMeta& meta, const executor::TaskStatus& status);
-  // Ensures the run and writes its final fields; on success records on the executor that the run is finalized.
+  // Ensures the run and writes its final fields; on success records on the executor that the run is
+  // finalized.
   absl::Status WriteOutcome(const ResourceMeta& meta, const RunOutcome& outcome, RunLink* link);
   // Records a failed final write on the executor's object and hands it to the background final writer.
   void HandOff(const ResourceMeta& meta, const RunOutcome& outcome, const absl::Status& why);

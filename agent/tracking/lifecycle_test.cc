@@ -8,8 +8,8 @@
 #include "agent/testing/fake_executor.h"
 #include "agent/testing/fake_output_store.h"
 #include "agent/testing/fake_tracker.h"
+#include "agent/testing/flyte_requests.h"
 #include "agent/tracking/resource_meta.h"
-#include "agent/tracking/test_requests.h"
 #include "flyteidl/core/errors.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -54,7 +54,8 @@ class LifecycleTest : public ::testing::Test {
     return lifecycle_.Delete(request);
   }
 
-  void Finish(const ResourceMeta& meta, TaskState state, std::optional<int> exit_code, std::string message = "") {
+  void Finish(const ResourceMeta& meta, TaskState state, std::optional<int> exit_code,
+              std::string message = "") {
     TaskStatus status;
     status.state = state;
     status.exit_code = exit_code;
@@ -90,10 +91,10 @@ TEST_F(LifecycleTest, SucceedingTaskCreatesLinksAndFinalizesItsRun) {
   const ResourceMeta meta = CreateOk(MakeCreateRequest());
   auto task = executor_.task(meta.execution_id());
   ASSERT_TRUE(task.has_value());
-  EXPECT_THAT(task->spec.argv, ::testing::ElementsAre("pyflyte-execute", "--inputs", "s3://my-s3-bucket/metadata/inputs.pb",
-                                                      "--output-prefix", meta.output_prefix(),
-                                                      "--raw-output-data-prefix",
-                                                      "s3://my-s3-bucket/data/ab/f6c5d2a1b9e8a4c3d2b1-n0-0"));
+  EXPECT_THAT(task->spec.argv,
+              ::testing::ElementsAre("pyflyte-execute", "--inputs", "s3://my-s3-bucket/metadata/inputs.pb",
+                                     "--output-prefix", meta.output_prefix(), "--raw-output-data-prefix",
+                                     "s3://my-s3-bucket/data/ab/f6c5d2a1b9e8a4c3d2b1-n0-0"));
   EXPECT_THAT(task->spec.env, ::testing::Contains(std::make_pair(std::string("NEPTUNE_PROJECT"),
                                                                  std::string("local/flyte"))));
   EXPECT_THAT(task->spec.env, ::testing::Contains(std::make_pair(std::string("NEPTUNE_CUSTOM_RUN_ID"),
@@ -260,9 +261,10 @@ TEST_F(LifecycleTest, BadRequestsGetActionableErrors) {
   request.mutable_template_()->set_type("python-task");
   absl::Status status = lifecycle_.Create(request).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(status.message(),
-            "the neptune agent does not serve task type \"python-task\"; it serves: neptune (check propeller's "
-            "connectorForTaskTypes / agentForTaskTypes)");
+  EXPECT_EQ(
+      status.message(),
+      "the neptune agent does not serve task type \"python-task\"; it serves: neptune (check propeller's "
+      "connectorForTaskTypes / agentForTaskTypes)");
 
   request = MakeCreateRequest();
   request.mutable_template_()->clear_container();
@@ -330,7 +332,8 @@ TEST_F(LifecycleTest, NeptuneDownAtTheEndHoldsThePhaseForTheGraceThenHandsOff) {
   clock_.Advance(absl::Milliseconds(1));
   resource = GetOk();
   EXPECT_EQ(resource.phase(), TaskExecution::SUCCEEDED);
-  EXPECT_EQ(resource.message(), "Neptune run not finalized yet, retrying in the background: 503 Service Unavailable");
+  EXPECT_EQ(resource.message(),
+            "Neptune run not finalized yet, retrying in the background: 503 Service Unavailable");
   EXPECT_EQ(final_writer_.pending(), 1u);
   EXPECT_TRUE(executor_.task(meta.execution_id())->status.pending_final_write.has_value());
 

@@ -37,9 +37,11 @@ RunOutcome OutcomeFromStatus(const executor::TaskStatus& status, const ErrorFile
           outcome.set_error("the task wrote an error.pb that is not a flyteidl.core.ErrorDocument");
         } else {
           const auto& error = document.error();
-          outcome.set_phase(error.kind() == flyteidl::core::ContainerError::RECOVERABLE ? kPhaseRetryableFailed
-                                                                                        : kPhaseFailed);
-          outcome.set_error(error.code().empty() ? error.message() : absl::StrCat(error.code(), ": ", error.message()));
+          outcome.set_phase(error.kind() == flyteidl::core::ContainerError::RECOVERABLE
+                                ? kPhaseRetryableFailed
+                                : kPhaseFailed);
+          outcome.set_error(error.code().empty() ? error.message()
+                                                 : absl::StrCat(error.code(), ": ", error.message()));
         }
       } else {
         outcome.set_phase(kPhaseSucceeded);

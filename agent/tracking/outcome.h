@@ -21,13 +21,13 @@ inline constexpr char kPhaseTimedOut[] = "TIMED_OUT";
 
 // What error.pb told, when it could be read.
 struct ErrorFile {
-  bool checked = false;              // false: the output store could not look (scheme unsupported, read error)
+  bool checked = false;  // false: the output store could not look (scheme unsupported, read error)
   std::optional<std::string> bytes;  // the file's contents when it exists
 };
 
-// The run's outcome for a terminal executor status (design.md §4, "Outcome"): flytekit exits 0 on a user error
-// and writes error.pb, so an exit 0 with an error.pb is FAILED (RETRYABLE_FAILED for a recoverable error) with
-// the ErrorDocument's message. Pure.
+// The run's outcome for a terminal executor status (design.md §4, "Outcome"): flytekit exits 0 on a user
+// error and writes error.pb, so an exit 0 with an error.pb is FAILED (RETRYABLE_FAILED for a recoverable
+// error) with the ErrorDocument's message. Pure.
 RunOutcome OutcomeFromStatus(const executor::TaskStatus& status, const ErrorFile& error_file);
 
 // The outcome of an abort at `now`: TIMED_OUT when the task's timeout had elapsed since it was created
@@ -39,8 +39,8 @@ RunOutcome OutcomeOfAbort(const ResourceMeta& meta, const executor::TaskStatus* 
 flyteidl::core::TaskExecution::Phase FlytePhase(executor::TaskState state);
 
 // Sets the phase on `resource` so every propeller from 1.13 to 1.16 understands it: a retryable failure is
-// RETRYABLE_FAILED (1.16+) or, in kState mode, phase UNDEFINED with state RETRYABLE_FAILURE. Every other phase
-// is set explicitly (an unset phase with an unset state reads as a retryable failure).
+// RETRYABLE_FAILED (1.16+) or, in kState mode, phase UNDEFINED with state RETRYABLE_FAILURE. Every other
+// phase is set explicitly (an unset phase with an unset state reads as a retryable failure).
 void SetPhase(flyteidl::core::TaskExecution::Phase phase, RetryableFailureMode mode,
               flyteidl::admin::Resource* resource);
 

@@ -25,7 +25,8 @@ absl::StatusOr<std::string> EncodeResourceMeta(ResourceMeta meta) {
 absl::StatusOr<ResourceMeta> DecodeResourceMeta(absl::string_view bytes) {
   ResourceMeta meta;
   if (bytes.empty()) {
-    return absl::InvalidArgumentError("resource_meta is empty: the task was not created by the neptune agent");
+    return absl::InvalidArgumentError(
+        "resource_meta is empty: the task was not created by the neptune agent");
   }
   if (!meta.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -34,8 +35,9 @@ absl::StatusOr<ResourceMeta> DecodeResourceMeta(absl::string_view bytes) {
   if (meta.version() == 0 || meta.execution_id().empty() || meta.custom_run_id().empty() ||
       meta.output_prefix().empty() || meta.execution_id().size() > kMaxExecutionIdLength ||
       meta.custom_run_id().size() > kMaxCustomRunIdLength) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "resource_meta (", bytes.size(), " bytes) is not a neptune agent resource_meta: missing or invalid ids"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("resource_meta (", bytes.size(),
+                     " bytes) is not a neptune agent resource_meta: missing or invalid ids"));
   }
   return meta;
 }

@@ -40,8 +40,9 @@ TEST(ResourceMetaTest, RoundTripsAndSetsVersion) {
 TEST(ResourceMetaTest, MaximalSettingsAndLongestIdsFitTheBudget) {
   ResourceMeta meta = SampleMeta();
   const std::string long_id(63, 'x');
-  meta.set_output_prefix("s3://" + std::string(63, 'b') + "/metadata/propeller/" + long_id + "-" + long_id + "-" +
-                         long_id + "/" + std::string(63, 'n') + "/data/0/" + std::string(63, 'n') + "/data/0");
+  meta.set_output_prefix("s3://" + std::string(63, 'b') + "/metadata/propeller/" + long_id + "-" + long_id +
+                         "-" + long_id + "/" + std::string(63, 'n') + "/data/0/" + std::string(63, 'n') +
+                         "/data/0");
   FlyteIds* ids = meta.mutable_ids();
   for (auto* field : {ids->mutable_project(), ids->mutable_domain(), ids->mutable_execution_name(),
                       ids->mutable_task_project(), ids->mutable_task_domain(), ids->mutable_task_version(),
@@ -76,8 +77,8 @@ TEST(ResourceMetaTest, OverBudgetIsInvalidArgumentNamingTheSettings) {
 }
 
 TEST(ResourceMetaTest, MalformedBytesAreInvalidArgument) {
-  for (const std::string bad : {std::string(), std::string("{\"job_id\": \"123\"}"), std::string("\xff\xff\xff", 3),
-                                std::string("\x0a\x03", 2)}) {
+  for (const std::string& bad : {std::string(), std::string("{\"job_id\": \"123\"}"),
+                                 std::string("\xff\xff\xff", 3), std::string("\x0a\x03", 2)}) {
     auto meta = DecodeResourceMeta(bad);
     EXPECT_EQ(meta.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
@@ -85,7 +86,8 @@ TEST(ResourceMetaTest, MalformedBytesAreInvalidArgument) {
   ResourceMeta other;
   other.set_version(1);
   other.set_output_prefix("s3://x");
-  EXPECT_EQ(DecodeResourceMeta(other.SerializeAsString()).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodeResourceMeta(other.SerializeAsString()).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ResourceMetaTest, OlderAgentReadsNewerAgentsBytes) {

@@ -31,8 +31,8 @@ std::vector<std::string> SplitTags(absl::string_view text) {
   return tags;
 }
 
-absl::Status ReadCustom(const google::protobuf::Struct& custom, Value* project, Value* name, Value* description,
-                        Value* tags) {
+absl::Status ReadCustom(const google::protobuf::Struct& custom, Value* project, Value* name,
+                        Value* description, Value* tags) {
   auto it = custom.fields().find("neptune");
   if (it == custom.fields().end()) return absl::OkStatus();
   if (!it->second.has_struct_value()) {
@@ -67,8 +67,8 @@ absl::Status ReadCustom(const google::protobuf::Struct& custom, Value* project, 
       return absl::InvalidArgumentError(
           absl::StrCat("task template ", source, " must be a list of strings or a comma-separated string"));
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "task template has unknown setting ", source, "; known: project, name, description, tags"));
+      return absl::InvalidArgumentError(absl::StrCat("task template has unknown setting ", source,
+                                                     "; known: project, name, description, tags"));
     }
     if (!value.has_string_value()) {
       return absl::InvalidArgumentError(absl::StrCat("task template ", source, " must be a string"));
@@ -93,7 +93,9 @@ void ReadMap(const google::protobuf::Map<std::string, std::string>& map, const s
   }
 }
 
-bool Matches(const std::string& pattern, const std::string& value) { return pattern == "*" || pattern == value; }
+bool Matches(const std::string& pattern, const std::string& value) {
+  return pattern == "*" || pattern == value;
+}
 
 bool ValidProjectName(absl::string_view project) {
   std::vector<absl::string_view> parts = absl::StrSplit(project, '/');
@@ -142,9 +144,9 @@ absl::StatusOr<RunSettings> ResolveSettings(const flyteidl::core::TaskTemplate& 
   }
   for (const std::string& tag : tags.list) {
     if (tag.size() > kMaxTagLength) {
-      return absl::InvalidArgumentError(absl::StrCat("neptune tag \"", tag.substr(0, 32), "...\" (", tags.source,
-                                                     ") is ", tag.size(), " characters; the limit is ",
-                                                     kMaxTagLength));
+      return absl::InvalidArgumentError(absl::StrCat("neptune tag \"", tag.substr(0, 32), "...\" (",
+                                                     tags.source, ") is ", tag.size(),
+                                                     " characters; the limit is ", kMaxTagLength));
     }
   }
 
@@ -164,13 +166,14 @@ absl::StatusOr<RunSettings> ResolveSettings(const flyteidl::core::TaskTemplate& 
       rule_index >= 0 ? config.routing_rules[rule_index].default_project : config.default_project;
   const std::vector<std::string>& rule_tags =
       rule_index >= 0 ? config.routing_rules[rule_index].tags : config.default_tags;
-  if (default_project.empty() && !allowed.empty() && allowed.front() != "*") default_project = allowed.front();
+  if (default_project.empty() && !allowed.empty() && allowed.front() != "*")
+    default_project = allowed.front();
 
   std::string chosen = project.set ? project.text : default_project;
   if (chosen.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("no Neptune project for Flyte project ", execution.project(), "/", execution.domain(),
-                     ": set custom.neptune.project on the task, or a default project in the agent's routing rules"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no Neptune project for Flyte project ", execution.project(), "/", execution.domain(),
+        ": set custom.neptune.project on the task, or a default project in the agent's routing rules"));
   }
   if (!ValidProjectName(chosen)) {
     return absl::InvalidArgumentError(absl::StrCat("neptune project \"", chosen, "\" (", project.source,

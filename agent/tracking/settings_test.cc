@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "agent/tracking/test_requests.h"
+#include "agent/testing/flyte_requests.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -88,8 +88,9 @@ TEST_F(SettingsTest, ProjectOutsideTheRuleIsRefused) {
 }
 
 TEST_F(SettingsTest, MatchingRuleGivesDefaultProjectAndTags) {
-  config_.routing_rules = {RoutingRule{"other", "*", {"x/y"}, "", {}, ""},
-                           RoutingRule{"flytesnacks", "development", {"ml/allowed"}, "ml/default", {"ml"}, ""}};
+  config_.routing_rules = {
+      RoutingRule{"other", "*", {"x/y"}, "", {}, ""},
+      RoutingRule{"flytesnacks", "development", {"ml/allowed"}, "ml/default", {"ml"}, ""}};
   auto settings = Resolve();
   ASSERT_TRUE(settings.ok()) << settings.status();
   EXPECT_EQ(settings->project(), "ml/default");
@@ -130,8 +131,9 @@ TEST_F(SettingsTest, BoundsAreInvalidArgumentNamingTheField) {
 
 TEST_F(SettingsTest, MalformedSettingsAreInvalidArgument) {
   SetCustom("projekt", "ws/p");
-  EXPECT_EQ(Resolve().status().message(),
-            "task template has unknown setting custom.neptune.projekt; known: project, name, description, tags");
+  EXPECT_EQ(
+      Resolve().status().message(),
+      "task template has unknown setting custom.neptune.projekt; known: project, name, description, tags");
   request_ = MakeCreateRequest();
   config_.allowed_projects = {"*"};
   SetCustom("project", "no-slash");

@@ -27,7 +27,8 @@ absl::StatusOr<executor::TaskSpec> BuildTaskSpec(const flyteidl::admin::CreateTa
   spec.argv.assign(container.command().begin(), container.command().end());
   spec.argv.insert(spec.argv.end(), container.args().begin(), container.args().end());
   if (spec.argv.empty()) {
-    return absl::InvalidArgumentError("task template's container has neither command nor args: nothing to run");
+    return absl::InvalidArgumentError(
+        "task template's container has neither command nor args: nothing to run");
   }
   for (const auto& pair : container.env()) spec.env.emplace_back(pair.key(), pair.value());
   const auto& metadata = request.task_execution_metadata();
@@ -55,7 +56,8 @@ absl::StatusOr<executor::TaskSpec> BuildTaskSpec(const flyteidl::admin::CreateTa
   spec.service_account = metadata.k8s_service_account();
   std::map<std::string, std::string> labels(metadata.labels().begin(), metadata.labels().end());
   spec.labels.assign(labels.begin(), labels.end());
-  std::map<std::string, std::string> annotations(metadata.annotations().begin(), metadata.annotations().end());
+  std::map<std::string, std::string> annotations(metadata.annotations().begin(),
+                                                 metadata.annotations().end());
   spec.annotations.assign(annotations.begin(), annotations.end());
   return spec;
 }

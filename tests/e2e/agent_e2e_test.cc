@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "agent/testing/flyte_requests.h"
 #include "flyteidl/core/errors.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -50,41 +51,23 @@ class AgentE2eTest : public ::testing::Test {
   }
 
   std::string OutputPrefix(const std::string& node, int attempt = 0) const {
-    return absl::StrCat("file://", outputs_, "/flytesnacks-development-", kExecution, "/", node, "/data/", attempt);
+    return absl::StrCat("file://", outputs_, "/flytesnacks-development-", kExecution, "/", node, "/data/",
+                        attempt);
   }
 
+  // The sample request (agent/testing/flyte_requests.h) running `script` under /bin/sh.
   flyteidl::admin::CreateTaskRequest Request(const std::string& script, const std::string& node = "n0",
                                              int attempt = 0) const {
-    flyteidl::admin::CreateTaskRequest request;
-    request.set_output_prefix(OutputPrefix(node, attempt));
-    auto* tmpl = request.mutable_template_();
-    tmpl->set_type("neptune");
-    auto* id = tmpl->mutable_id();
-    id->set_resource_type(flyteidl::core::TASK);
-    id->set_project("flytesnacks");
-    id->set_domain("development");
-    id->set_name("workflows.train.train_model");
-    id->set_version("v1");
-    tmpl->mutable_metadata()->mutable_timeout()->set_seconds(3600);
-    auto* container = tmpl->mutable_container();
-    container->set_image("ghcr.io/flyteorg/flytekit:py3.11-1.16.0");
+    flyteidl::admin::CreateTaskRequest request =
+        MakeCreateRequest(node, attempt, OutputPrefix(node, attempt));
+    auto* container = request.mutable_template_()->mutable_container();
+    container->clear_command();
+    container->clear_args();
     container->add_command("/bin/sh");
     container->add_command("-c");
     container->add_args(script);
     container->add_args("--raw-output-data-prefix");
     container->add_args("s3://my-bucket/raw/" + node);
-    auto* md = request.mutable_task_execution_metadata();
-    auto* task_execution = md->mutable_task_execution_id();
-    *task_execution->mutable_task_id() = *id;
-    task_execution->set_retry_attempt(attempt);
-    task_execution->mutable_node_execution_id()->set_node_id(node);
-    auto* execution = task_execution->mutable_node_execution_id()->mutable_execution_id();
-    execution->set_project("flytesnacks");
-    execution->set_domain("development");
-    execution->set_name(kExecution);
-    md->set_namespace_("flytesnacks-development");
-    md->set_k8s_service_account("default");
-    (*md->mutable_labels())["workflow-name"] = "workflows-train-training-wf";
     return request;
   }
 
@@ -157,7 +140,9 @@ class AgentE2eTest : public ::testing::Test {
   void ExpectCleanLogs(const AgentProcess& agent, const std::string& secret = "") {
     for (absl::string_view line : absl::StrSplit(agent.Logs(), '\n', absl::SkipEmpty())) {
       EXPECT_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded()) << line;
-      if (!secret.empty()) EXPECT_EQ(line.find(secret), absl::string_view::npos) << line;
+      if (!secret.empty()) {
+        EXPECT_EQ(line.find(secret), absl::string_view::npos) << line;
+      }
     }
   }
 
@@ -167,7 +152,8 @@ class AgentE2eTest : public ::testing::Test {
 
 TEST_F(AgentE2eTest, SucceedingTaskIsTrackedFieldByField) {
   auto agent = StartAgent();
-  const std::string meta = Create(*agent, Request("echo hello; echo \"$NEPTUNE_CUSTOM_RUN_ID\" > " + dir_.path() + "/run_id"));
+  const std::string meta =
+      Create(*agent, Request("echo hello; echo \"$NEPTUNE_CUSTOM_RUN_ID\" > " + dir_.path() + "/run_id"));
   flyteidl::admin::Resource resource = PollTerminal(*agent, meta);
   EXPECT_EQ(resource.phase(), TaskExecution::SUCCEEDED) << resource.message();
   ASSERT_EQ(resource.log_links_size(), 1);
@@ -185,7 +171,9 @@ TEST_F(AgentE2eTest, SucceedingTaskIsTrackedFieldByField) {
   const auto& custom = resource.custom_info().fields().at("neptune").struct_value().fields();
   EXPECT_EQ(custom.at("custom_run_id").string_value(), run.custom_run_id);
 
-  auto field = [&](const std::string& path) { return run.fields.count(path) ? run.fields.at(path) : OfflineField{}; };
+  auto field = [&](const std::string& path) {
+    return run.fields.count(path) ? run.fields.at(path) : OfflineField{};
+  };
   const std::string execution_id = field("flyte/execution_id").value;
   EXPECT_EQ(execution_id.rfind(std::string(kExecution) + "-n0-0-", 0), 0u) << execution_id;
   const std::map<std::string, std::pair<std::string, nlohmann::json>> expected = {
@@ -202,9 +190,10 @@ TEST_F(AgentE2eTest, SucceedingTaskIsTrackedFieldByField) {
       {"flyte/output_metadata_prefix", {"AssignString", OutputPrefix("n0")}},
       {"flyte/working_directory", {"AssignString", state_dir_ + "/" + execution_id + "/work"}},
       {"flyte/execution_url",
-       {"AssignString", absl::StrCat("https://flyte.example.com/console/projects/flytesnacks/domains/development/"
-                                     "executions/",
-                                     kExecution)}},
+       {"AssignString",
+        absl::StrCat("https://flyte.example.com/console/projects/flytesnacks/domains/development/"
+                     "executions/",
+                     kExecution)}},
       {"flyte/task/name", {"AssignString", "workflows.train.train_model"}},
       {"flyte/task/project", {"AssignString", "flytesnacks"}},
       {"flyte/task/domain", {"AssignString", "development"}},
@@ -249,8 +238,9 @@ TEST_F(AgentE2eTest, FailingProcessIsRetryableAndTheRunRecordsIt) {
 TEST_F(AgentE2eTest, RetryableFailureAsStateForOlderPropellers) {
   auto agent = StartAgent({"--agent.retryable_failure=state"});
   const std::string meta = Create(*agent, Request("exit 1"));
-  flyteidl::admin::Resource resource = PollUntil(
-      *agent, meta, [](const flyteidl::admin::Resource& r) { return r.state() == flyteidl::admin::RETRYABLE_FAILURE; });
+  flyteidl::admin::Resource resource = PollUntil(*agent, meta, [](const flyteidl::admin::Resource& r) {
+    return r.state() == flyteidl::admin::RETRYABLE_FAILURE;
+  });
   EXPECT_EQ(resource.phase(), TaskExecution::UNDEFINED);
 }
 
@@ -276,8 +266,8 @@ bool ProcessAlive(pid_t pid) { return kill(pid, 0) == 0; }
 TEST_F(AgentE2eTest, AbortKillsTheProcessGroupAndMarksTheRunAborted) {
   auto agent = StartAgent();
   const std::string pids = dir_.path() + "/pids";
-  const std::string meta = Create(*agent, Request("sleep 1000 & echo $! > " + pids + ".tmp; echo $$ >> " + pids +
-                                                  ".tmp; mv " + pids + ".tmp " + pids + "; wait"));
+  const std::string meta = Create(*agent, Request("sleep 1000 & echo $! > " + pids + ".tmp; echo $$ >> " +
+                                                  pids + ".tmp; mv " + pids + ".tmp " + pids + "; wait"));
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (!std::filesystem::exists(pids) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
   std::vector<pid_t> processes;
@@ -285,8 +275,9 @@ TEST_F(AgentE2eTest, AbortKillsTheProcessGroupAndMarksTheRunAborted) {
     processes.push_back(std::stoi(std::string(line)));
   }
   ASSERT_EQ(processes.size(), 2u);
-  EXPECT_EQ(PollUntil(*agent, meta, [](const auto& r) { return r.phase() == TaskExecution::RUNNING; }).phase(),
-            TaskExecution::RUNNING);
+  EXPECT_EQ(
+      PollUntil(*agent, meta, [](const auto& r) { return r.phase() == TaskExecution::RUNNING; }).phase(),
+      TaskExecution::RUNNING);
 
   ASSERT_TRUE(Delete(*agent, meta).ok());
   EXPECT_EQ(PollTerminal(*agent, meta).phase(), TaskExecution::ABORTED);
@@ -324,7 +315,8 @@ TEST_F(AgentE2eTest, HundredConcurrentCreatesAreHundredRuns) {
     threads.emplace_back([&, i] { metas[i] = Create(*agent, Request("true", "n" + std::to_string(i))); });
   }
   for (auto& thread : threads) thread.join();
-  for (const std::string& meta : metas) EXPECT_EQ(PollTerminal(*agent, meta).phase(), TaskExecution::SUCCEEDED);
+  for (const std::string& meta : metas)
+    EXPECT_EQ(PollTerminal(*agent, meta).phase(), TaskExecution::SUCCEEDED);
   auto runs = Runs();
   EXPECT_EQ(runs.size(), 100u);
   for (const auto& [id, run] : runs) EXPECT_EQ(run.fields.at("flyte/phase").value, "SUCCEEDED") << id;
@@ -355,8 +347,9 @@ TEST_F(AgentE2eTest, RestartsLoseNothingAndStartNothingTwice) {
   {
     auto agent = StartAgent();
     Create(*agent, request);  // propeller re-sends CreateTask if its state write was lost
-    EXPECT_EQ(PollUntil(*agent, meta, [](const auto& r) { return r.phase() == TaskExecution::RUNNING; }).phase(),
-              TaskExecution::RUNNING);
+    EXPECT_EQ(
+        PollUntil(*agent, meta, [](const auto& r) { return r.phase() == TaskExecution::RUNNING; }).phase(),
+        TaskExecution::RUNNING);
     agent->Kill();  // and again while the task runs
   }
   auto agent = StartAgent();
@@ -386,7 +379,8 @@ TEST_F(AgentE2eTest, BadRequestsGetActionableStatusCodes) {
   expect_code(request, grpc::StatusCode::INVALID_ARGUMENT, "has no container");
   request = Request("true");
   (*request.mutable_template_()->mutable_config())["neptune.project"] = "other/project";
-  expect_code(request, grpc::StatusCode::PERMISSION_DENIED, "not allowed for Flyte project flytesnacks/development");
+  expect_code(request, grpc::StatusCode::PERMISSION_DENIED,
+              "not allowed for Flyte project flytesnacks/development");
   request = Request("true");
   (*request.mutable_template_()->mutable_config())["neptune.description"] = std::string(1025, 'd');
   expect_code(request, grpc::StatusCode::INVALID_ARGUMENT, "the limit is 1024");
@@ -447,7 +441,8 @@ TEST_F(AgentE2eTest, TokenNeverLeavesTheAgent) {
   WriteFile(dir_.path() + "/token", secret);
   WriteFile(dir_.path() + "/agent.yaml",
             "tracking:\n  routing_rules:\n    - flyte_project: flytesnacks\n      allowed_projects: [ml/a]\n"
-            "      default_project: ml/a\n      token_file: " + dir_.path() + "/token\n");
+            "      default_project: ml/a\n      token_file: " +
+                dir_.path() + "/token\n");
   auto agent = StartAgent({"--config=" + dir_.path() + "/agent.yaml"});
   const std::string meta = Create(*agent, Request("env; exit 3"));
   EXPECT_EQ(meta.find(secret), std::string::npos);

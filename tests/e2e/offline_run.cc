@@ -20,7 +20,8 @@ std::map<std::string, OfflineRun> ReadOfflineRuns(const std::string& neptune_dir
   for (const auto& entry : fs::directory_iterator(offline)) {
     OfflineRun run;
     run.directory = entry.path().string();
-    auto sidecar = nlohmann::json::parse(ReadFile(run.directory + "/flyte-neptune-agent.json"), nullptr, false);
+    auto sidecar =
+        nlohmann::json::parse(ReadFile(run.directory + "/flyte-neptune-agent.json"), nullptr, false);
     if (sidecar.is_discarded()) {
       errors->push_back(run.directory + ": no sidecar");
       continue;
@@ -49,8 +50,8 @@ std::map<std::string, OfflineRun> ReadOfflineRuns(const std::string& neptune_dir
           continue;
         }
         if (record["version"].get<long>() != expected) {
-          errors->push_back(absl::StrCat(path.string(), ": version ", record["version"].dump(), ", expected ",
-                                         expected));
+          errors->push_back(
+              absl::StrCat(path.string(), ": version ", record["version"].dump(), ", expected ", expected));
         }
         expected = record["version"].get<long>() + 1;
         const nlohmann::json& obj = record["obj"];

@@ -9,8 +9,8 @@
 
 namespace fna::e2e {
 
-// One attribute of an offline run as its records leave it: the operation type that last wrote it and the value
-// (string sets accumulate).
+// One attribute of an offline run as its records leave it: the operation type that last wrote it and the
+// value (string sets accumulate).
 struct OfflineField {
   std::string type;  // AssignString, AssignInt, AssignFloat, AssignBool, AssignDatetime, AddStrings
   nlohmann::json value;
@@ -21,7 +21,7 @@ struct OfflineRun {
   std::string directory;
   std::string custom_run_id;
   std::string project;
-  nlohmann::json metadata;        // metadata.json
+  nlohmann::json metadata;  // metadata.json
   std::string metadata_text;
   long last_put_version = 0;
   std::vector<nlohmann::json> records;  // every {"obj", "version", "at"}, in order

@@ -1,20 +1,22 @@
-#ifndef FNA_AGENT_TRACKING_TEST_REQUESTS_H_
-#define FNA_AGENT_TRACKING_TEST_REQUESTS_H_
+#ifndef FNA_AGENT_TESTING_FLYTE_REQUESTS_H_
+#define FNA_AGENT_TESTING_FLYTE_REQUESTS_H_
 
 #include <string>
 
 #include "flyteidl/admin/agent.pb.h"
 
-namespace fna::tracking {
+namespace fna {
 
 // A CreateTaskRequest shaped as propeller sends it for a flytekit Python task (flyte-agent-protocol.md §3).
-inline flyteidl::admin::CreateTaskRequest MakeCreateRequest(const std::string& node_id = "n0", int attempt = 0,
+inline flyteidl::admin::CreateTaskRequest MakeCreateRequest(const std::string& node_id = "n0",
+                                                            int attempt = 0,
                                                             const std::string& output_prefix = "") {
   flyteidl::admin::CreateTaskRequest request;
   const std::string prefix =
-      output_prefix.empty() ? "s3://my-s3-bucket/metadata/propeller/flytesnacks-development-f6c5d2a1b9e8a4c3d2b1/" +
-                                  node_id + "/data/" + std::to_string(attempt)
-                            : output_prefix;
+      output_prefix.empty()
+          ? "s3://my-s3-bucket/metadata/propeller/flytesnacks-development-f6c5d2a1b9e8a4c3d2b1/" + node_id +
+                "/data/" + std::to_string(attempt)
+          : output_prefix;
   request.set_output_prefix(prefix);
   auto* tmpl = request.mutable_template_();
   tmpl->set_type("neptune");
@@ -55,6 +57,6 @@ inline flyteidl::admin::CreateTaskRequest MakeCreateRequest(const std::string& n
   return request;
 }
 
-}  // namespace fna::tracking
+}  // namespace fna
 
-#endif  // FNA_AGENT_TRACKING_TEST_REQUESTS_H_
+#endif  // FNA_AGENT_TESTING_FLYTE_REQUESTS_H_
