@@ -18,8 +18,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   # The Python client test (generated from the npm tarball's protos) and the npm package fetch.
   python3-grpcio python3-protobuf python3-yaml nodejs npm
-  # Formatting checks.
-  clang-format
+  # Formatting checks; the ThreadSanitizer build (scripts/test.sh --sanitize thread) uses clang.
+  clang-format clang libclang-rt-14-dev
 )
 
 SUDO=""

@@ -3,11 +3,12 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/common/secret.h"
@@ -17,7 +18,7 @@ namespace fna {
 namespace {
 
 struct Sink {
-  absl::Mutex mu;
+  std::mutex mu;
   LogFormat format ABSL_GUARDED_BY(mu) = LogFormat::kAuto;
   LogLevel min_level ABSL_GUARDED_BY(mu) = LogLevel::kInfo;
   std::ostream* out ABSL_GUARDED_BY(mu) = nullptr;  // nullptr: std::cerr
@@ -52,7 +53,7 @@ std::string TextValue(const std::string& value) {
 
 void ConfigureLogging(LogFormat format, LogLevel min_level, std::ostream* out) {
   Sink& sink = GlobalSink();
-  absl::MutexLock lock(&sink.mu);
+  std::lock_guard<std::mutex> lock(sink.mu);
   sink.format = format;
   sink.min_level = min_level;
   sink.out = out;
@@ -60,7 +61,7 @@ void ConfigureLogging(LogFormat format, LogLevel min_level, std::ostream* out) {
 
 void Log(LogLevel level, absl::string_view component, absl::string_view msg, const LogFields& fields) {
   Sink& sink = GlobalSink();
-  absl::MutexLock lock(&sink.mu);
+  std::lock_guard<std::mutex> lock(sink.mu);
   if (level < sink.min_level) return;
   std::ostream& out = sink.out != nullptr ? *sink.out : std::cerr;
   LogFormat format = sink.format;

@@ -11,19 +11,18 @@ PeriodicThread::~PeriodicThread() { Stop(); }
 
 void PeriodicThread::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
+  stopped_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
 void PeriodicThread::Loop() {
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
-      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      mu_.AwaitWithTimeout(absl::Condition(&stopping), interval_);
-      if (stop_) return;
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stopped_.wait_for(lock, absl::ToChronoNanoseconds(interval_), [this] { return stop_; })) return;
     }
     fn_();
   }

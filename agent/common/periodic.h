@@ -1,10 +1,12 @@
 #ifndef FNA_AGENT_COMMON_PERIODIC_H_
 #define FNA_AGENT_COMMON_PERIODIC_H_
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 
 namespace fna {
@@ -26,7 +28,8 @@ class PeriodicThread {
 
   const absl::Duration interval_;
   const std::function<void()> fn_;
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable stopped_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

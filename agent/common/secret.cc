@@ -1,10 +1,11 @@
 #include "agent/common/secret.h"
 
+#include <mutex>
 #include <set>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_replace.h"
-#include "absl/synchronization/mutex.h"
 
 namespace fna {
 namespace {
@@ -18,11 +19,11 @@ constexpr size_t kMinSecretLength = 8;
 class Redactor {
  public:
   void Register(const std::string& value) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     values_.insert(value);
   }
   std::string Redact(absl::string_view text) {
-    absl::ReaderMutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::string out(text);
     for (const std::string& value : values_) {
       if (out.find(value) != std::string::npos) absl::StrReplaceAll({{value, kRedacted}}, &out);
@@ -31,7 +32,7 @@ class Redactor {
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::set<std::string> values_ ABSL_GUARDED_BY(mu_);
 };
 

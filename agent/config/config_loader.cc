@@ -824,7 +824,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
 
   AgentConfig& config = command_line.config;
   if (!command_line.config_file.empty()) FNA_RETURN_IF_ERROR(ApplyYamlFile(command_line.config_file, config));
-  for (const auto& [name, value] : environment) {
+  for (const auto& variable : environment) {
+    const std::string& name = variable.first;
+    const std::string& value = variable.second;
     if (!absl::StartsWith(name, kEnvPrefix) || name == kConfigEnv || IsServiceLinkVariable(name)) continue;
     const auto field = std::find_if(fields.begin(), fields.end(),
                                     [&](const Field<AgentConfig>& f) { return EnvVar(f.path) == name; });

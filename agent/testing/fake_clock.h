@@ -1,7 +1,9 @@
 #ifndef FNA_AGENT_TESTING_FAKE_CLOCK_H_
 #define FNA_AGENT_TESTING_FAKE_CLOCK_H_
 
-#include "absl/synchronization/mutex.h"
+#include <mutex>
+
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
 
@@ -15,30 +17,30 @@ class FakeClock final : public Clock {
       : now_(start) {}
 
   absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return now_;
   }
   void SleepFor(absl::Duration d) const override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     now_ += d;
     slept_ += d;
   }
   // Total time callers spent in SleepFor.
   absl::Duration slept() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return slept_;
   }
   void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     now_ += d;
   }
   void Set(absl::Time t) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     now_ = t;
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   mutable absl::Time now_ ABSL_GUARDED_BY(mu_);
   mutable absl::Duration slept_ ABSL_GUARDED_BY(mu_);
 };

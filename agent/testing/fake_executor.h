@@ -2,13 +2,14 @@
 #define FNA_AGENT_TESTING_FAKE_EXECUTOR_H_
 
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "agent/executor/executor.h"
 
 namespace fna {
@@ -24,7 +25,7 @@ class FakeExecutor final : public executor::Executor {
   };
 
   absl::Status Start(const executor::TaskSpec& spec) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!start_error_.ok()) return start_error_;
     Task& task = tasks_[spec.name];
     if (task.starts++ == 0) {
@@ -36,7 +37,7 @@ class FakeExecutor final : public executor::Executor {
   }
 
   absl::StatusOr<executor::TaskStatus> GetStatus(absl::string_view name) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!status_error_.ok()) return status_error_;
     auto it = tasks_.find(std::string(name));
     if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", name));
@@ -44,7 +45,7 @@ class FakeExecutor final : public executor::Executor {
   }
 
   absl::Status Abort(absl::string_view name) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!abort_error_.ok()) return abort_error_;
     auto it = tasks_.find(std::string(name));
     if (it == tasks_.end()) return absl::OkStatus();
@@ -57,7 +58,7 @@ class FakeExecutor final : public executor::Executor {
   }
 
   absl::Status MarkRunFinalized(absl::string_view name) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = tasks_.find(std::string(name));
     if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", name));
     it->second.status.run_finalized = true;
@@ -66,7 +67,7 @@ class FakeExecutor final : public executor::Executor {
   }
 
   absl::Status RecordPendingFinalWrite(absl::string_view name, absl::string_view record) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = tasks_.find(std::string(name));
     if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", name));
     it->second.status.pending_final_write = std::string(record);
@@ -74,7 +75,7 @@ class FakeExecutor final : public executor::Executor {
   }
 
   absl::StatusOr<std::vector<std::string>> ListPendingFinalWrites() override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<std::string> records;
     for (const auto& [name, task] : tasks_) {
       if (task.status.pending_final_write.has_value()) records.push_back(*task.status.pending_final_write);
@@ -84,14 +85,14 @@ class FakeExecutor final : public executor::Executor {
 
   absl::StatusOr<executor::LogBatch> ReadLogs(absl::string_view name,
                                               const executor::LogQuery& query) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (tasks_.count(std::string(name)) == 0) return absl::NotFoundError(absl::StrCat("no task ", name));
     return executor::LogBatch{};
   }
 
   // Test controls.
   void SetStatus(absl::string_view name, const executor::TaskStatus& status) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     executor::TaskStatus& current = tasks_[std::string(name)].status;
     const bool finalized = current.run_finalized;
     std::optional<std::string> pending = current.pending_final_write;
@@ -100,34 +101,34 @@ class FakeExecutor final : public executor::Executor {
     current.pending_final_write = pending;
   }
   void Remove(absl::string_view name) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     tasks_.erase(std::string(name));
   }
   void FailStart(absl::Status status) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     start_error_ = std::move(status);
   }
   void FailStatus(absl::Status status) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     status_error_ = std::move(status);
   }
   void FailAbort(absl::Status status) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     abort_error_ = std::move(status);
   }
   std::optional<Task> task(absl::string_view name) const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = tasks_.find(std::string(name));
     if (it == tasks_.end()) return std::nullopt;
     return it->second;
   }
   size_t size() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return tasks_.size();
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Task> tasks_ ABSL_GUARDED_BY(mu_);
   absl::Status start_error_ ABSL_GUARDED_BY(mu_);
   absl::Status status_error_ ABSL_GUARDED_BY(mu_);

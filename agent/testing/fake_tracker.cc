@@ -2,17 +2,18 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 
 namespace fna {
 namespace {
@@ -53,7 +54,7 @@ void FakeTracker::Apply(const std::vector<neptune::Field>& fields, Run& run) {
 absl::StatusOr<neptune::RunInfo> FakeTracker::CreateRun(const neptune::RunRef& ref,
                                                         const std::vector<neptune::Field>& fields,
                                                         absl::Time /*deadline*/) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ++create_run_calls_[ref.custom_run_id];
   if (absl::Status failure = TakeFailure(create_failure_); !failure.ok()) return failure;
   auto it = runs_.find(ref.custom_run_id);
@@ -75,7 +76,7 @@ absl::StatusOr<neptune::RunInfo> FakeTracker::CreateRun(const neptune::RunRef& r
 
 absl::Status FakeTracker::Write(const neptune::RunRef& ref, const std::vector<neptune::Field>& fields,
                                 absl::Time /*deadline*/) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ++write_calls_[ref.custom_run_id];
   if (absl::Status failure = TakeFailure(write_failure_); !failure.ok()) return failure;
   const auto it = runs_.find(ref.custom_run_id);
@@ -92,55 +93,55 @@ std::string FakeTracker::FallbackLink(const neptune::RunRef& ref) const {
 }
 
 std::optional<FakeTracker::Run> FakeTracker::GetRun(absl::string_view custom_run_id) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   const auto it = runs_.find(custom_run_id);
   if (it == runs_.end()) return std::nullopt;
   return it->second;
 }
 
 std::vector<std::string> FakeTracker::CustomRunIds() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> ids;
   for (const auto& [id, run] : runs_) ids.push_back(id);
   return ids;
 }
 
 int FakeTracker::CreateRunCalls(absl::string_view custom_run_id) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return Count(create_run_calls_, custom_run_id);
 }
 
 int FakeTracker::WriteCalls(absl::string_view custom_run_id) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return Count(write_calls_, custom_run_id);
 }
 
 void FakeTracker::FailNextCreateRuns(int n, absl::Status status) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   create_failure_.remaining = n;
   create_failure_.status = std::move(status);
 }
 
 void FakeTracker::FailNextWrites(int n, absl::Status status) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   write_failure_.remaining = n;
   write_failure_.status = std::move(status);
 }
 
 void FakeTracker::FailAllCreateRuns(absl::Status status) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   create_failure_.standing = true;
   create_failure_.status = std::move(status);
 }
 
 void FakeTracker::FailAllWrites(absl::Status status) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   write_failure_.standing = true;
   write_failure_.status = std::move(status);
 }
 
 void FakeTracker::ClearFailures() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   create_failure_ = Failure();
   write_failure_ = Failure();
 }

@@ -2,6 +2,7 @@
 #define FNA_AGENT_TESTING_FAKE_TRACKER_H_
 
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,7 +11,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/neptune/tracker.h"
 
@@ -72,7 +72,7 @@ class FakeTracker final : public neptune::Tracker {
   static absl::Status TakeFailure(Failure& failure);
   static void Apply(const std::vector<neptune::Field>& fields, Run& run);
 
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Run, std::less<>> runs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int, std::less<>> create_run_calls_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int, std::less<>> write_calls_ ABSL_GUARDED_BY(mu_);

@@ -17,7 +17,7 @@ FinalWriter::FinalWriter(Options options, neptune::Tracker* tracker, executor::E
 
 void FinalWriter::Enqueue(FinalWrite write) {
   const std::string key = write.meta().execution_id();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Entry& entry = entries_[key];
   entry.write = std::move(write);
   entry.next_attempt = clock_->Now();
@@ -59,7 +59,7 @@ absl::Status FinalWriter::Attempt(const FinalWrite& write) {
 size_t FinalWriter::RunDue() {
   std::vector<FinalWrite> due;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = clock_->Now();
     for (const auto& [key, entry] : entries_) {
       if (entry.next_attempt <= now) due.push_back(entry.write);
@@ -67,7 +67,7 @@ size_t FinalWriter::RunDue() {
   }
   for (const FinalWrite& write : due) {
     const absl::Status status = Attempt(write);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(write.meta().execution_id());
     if (it == entries_.end()) continue;
     Entry& entry = it->second;
@@ -85,12 +85,12 @@ size_t FinalWriter::RunDue() {
     Log(LogLevel::kWarning, "tracking", "final write failed; retrying", fields);
     entry.backoff = std::min(entry.backoff * 2, options_.max_backoff);
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return entries_.size();
 }
 
 size_t FinalWriter::pending() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return entries_.size();
 }
 

@@ -2,10 +2,11 @@
 #define FNA_AGENT_TRACKING_FINAL_WRITER_H_
 
 #include <map>
+#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
 #include "agent/executor/executor.h"
@@ -57,7 +58,7 @@ class FinalWriter {
   neptune::Tracker* const tracker_;
   executor::Executor* const executor_;
   const Clock* const clock_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by execution id
 };
 
