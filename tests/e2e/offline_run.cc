@@ -30,7 +30,9 @@ std::map<std::string, OfflineRun> ReadOfflineRuns(const std::string& neptune_dir
     run.project = sidecar.value("project", "");
     run.metadata_text = ReadFile(run.directory + "/metadata.json");
     run.metadata = nlohmann::json::parse(run.metadata_text, nullptr, false);
-    absl::SimpleAtoi(ReadFile(run.directory + "/last_put_version"), &run.last_put_version);
+    if (!absl::SimpleAtoi(ReadFile(run.directory + "/last_put_version"), &run.last_put_version)) {
+      errors->push_back(run.directory + ": last_put_version is not a number");
+    }
 
     std::vector<std::pair<long, fs::path>> logs;
     for (const auto& file : fs::directory_iterator(entry.path())) {
