@@ -18,6 +18,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   # The Python client test (generated from the npm tarball's protos) and the npm package fetch.
   python3-grpcio python3-protobuf python3-yaml nodejs npm
+  # Pod manifest validation in the Kubernetes executor's tests: unknown fields and JSON types.
+  python3-kubernetes
   # Formatting checks; the ThreadSanitizer build (scripts/test.sh --sanitize thread) uses clang.
   clang-format clang libclang-rt-14-dev
 )
@@ -42,4 +44,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all packages present"
+fi
+
+# Pod manifest validation in tests, types, enums and quantities (kubernetes-executor.md §5.x): the npm package
+# kubernetes-models, pinned, in a cache outside the repository.
+KUBERNETES_MODELS_DIR="$HOME/.cache/flyte-neptune-agent/kubernetes-models"
+if [[ ! -d "$KUBERNETES_MODELS_DIR/node_modules/kubernetes-models" ]]; then
+  echo "install-deps: npm install kubernetes-models@4.5.1 into $KUBERNETES_MODELS_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$KUBERNETES_MODELS_DIR" kubernetes-models@4.5.1
 fi
