@@ -12,8 +12,8 @@ PACKAGES=(
   golang-github-gogo-googleapis-dev
   # Status, strings, time, synchronization.
   libabsl-dev
-  # JSON; YAML configuration; SHA-256.
-  nlohmann-json3-dev libyaml-cpp-dev libssl-dev
+  # HTTP(S) client and server (Neptune client, Neptune emulator); JSON; YAML configuration; SHA-256, TLS.
+  libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev
   # Tests.
   libgtest-dev libgmock-dev
   # The Python client test (generated from the npm tarball's protos) and the npm package fetch.
