@@ -1228,7 +1228,9 @@ nlohmann::json FaultToJson(const Fault& fault) {
 absl::StatusOr<Fault> FaultFromJson(const nlohmann::json& in) {
   if (!in.is_object()) return absl::InvalidArgumentError("fault: expected a JSON object");
   Fault f;
-  for (const auto& [key, value] : in.items()) {
+  for (const auto& item : in.items()) {
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     auto want = [&](bool ok, const char* type) -> absl::Status {
       if (ok) return absl::OkStatus();
       return absl::InvalidArgumentError(

@@ -1,0 +1,322 @@
+#include "agent/neptune/http_transport.h"
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+
+namespace fna::neptune {
+namespace {
+
+// "host" or "[v6]" as it goes into an authority.
+std::string AuthorityHost(absl::string_view host) {
+  return absl::StrContains(host, ':') ? absl::StrCat("[", host, "]") : std::string(host);
+}
+
+std::string Origin(const ParsedUrl& url) {
+  return absl::StrCat(url.scheme, "://", AuthorityHost(url.host), ":", url.port);
+}
+
+// Splits "host[:port]" / "[v6][:port]" of an authority; `port` stays as given when there is none.
+absl::Status SplitHostPort(absl::string_view authority, std::string* host, int* port) {
+  absl::string_view port_text;
+  if (absl::ConsumePrefix(&authority, "[")) {
+    const size_t close = authority.find(']');
+    if (close == absl::string_view::npos) return absl::InvalidArgumentError("unterminated IPv6 literal");
+    *host = std::string(authority.substr(0, close));
+    absl::string_view rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (!absl::ConsumePrefix(&rest, ":")) return absl::InvalidArgumentError("junk after IPv6 literal");
+      port_text = rest;
+    }
+  } else {
+    const size_t colon = authority.rfind(':');
+    if (colon != absl::string_view::npos) {
+      *host = std::string(authority.substr(0, colon));
+      port_text = authority.substr(colon + 1);
+    } else {
+      *host = std::string(authority);
+    }
+  }
+  if (host->empty()) return absl::InvalidArgumentError("no host");
+  if (!port_text.empty() || absl::EndsWith(authority, ":")) {
+    int value = 0;
+    if (!absl::SimpleAtoi(port_text, &value) || value <= 0 || value > 65535) {
+      return absl::InvalidArgumentError("bad port");
+    }
+    *port = value;
+  }
+  return absl::OkStatus();
+}
+
+absl::Duration Clamp(absl::Duration d, absl::Duration lo, absl::Duration hi) {
+  return std::min(std::max(d, lo), hi);
+}
+
+// httplib waits in whole milliseconds, rounding down: round up (and a millisecond more), so that a timeout
+// fires at or after the deadline it stands for, never just before.
+std::chrono::microseconds ToChrono(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1))) + 1);
+}
+
+// A real-time wait standing for `d` of the injected clock, bounded so that it cannot overflow
+// steady_clock arithmetic.
+std::chrono::nanoseconds WaitTime(absl::Duration d) {
+  return absl::ToChronoNanoseconds(std::min(d, absl::Hours(1)));
+}
+
+}  // namespace
+
+const std::string* HttpResponse::FindHeader(absl::string_view name) const {
+  for (const HttpHeader& header : headers) {
+    if (absl::EqualsIgnoreCase(header.name, name)) return &header.value;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ParsedUrl> ParseUrl(absl::string_view url) {
+  ParsedUrl parsed;
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("not an absolute URL: \"", url, "\""));
+  }
+  parsed.scheme = absl::AsciiStrToLower(url.substr(0, scheme_end));
+  if (parsed.scheme != "http" && parsed.scheme != "https") {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported URL scheme \"", parsed.scheme, "\""));
+  }
+  parsed.port = parsed.scheme == "https" ? 443 : 80;
+  absl::string_view rest = url.substr(scheme_end + 3);
+  rest = rest.substr(0, rest.find('#'));
+  const size_t target_start = rest.find_first_of("/?");
+  const absl::string_view authority = rest.substr(0, target_start);
+  if (absl::StrContains(authority, '@')) {
+    return absl::InvalidArgumentError("URLs with credentials (user@host) are not supported");
+  }
+  if (absl::Status split = SplitHostPort(authority, &parsed.host, &parsed.port); !split.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("bad host in URL \"", url, "\": ", split.message()));
+  }
+  parsed.target = target_start == absl::string_view::npos ? "/" : std::string(rest.substr(target_start));
+  if (parsed.target[0] == '?') parsed.target.insert(0, "/");
+  return parsed;
+}
+
+std::string UrlEncode(absl::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xF]);
+    }
+  }
+  return out;
+}
+
+bool NoProxyMatches(absl::string_view no_proxy, absl::string_view host, int port) {
+  const std::string lower_host = absl::AsciiStrToLower(host);
+  for (absl::string_view entry : absl::StrSplit(no_proxy, absl::ByAnyChar(", "), absl::SkipWhitespace())) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (entry == "*") return true;
+    std::string entry_host;
+    int entry_port = 0;
+    if (!SplitHostPort(entry, &entry_host, &entry_port).ok()) continue;
+    if (entry_port != 0 && entry_port != port) continue;
+    absl::string_view domain = entry_host;
+    absl::ConsumePrefix(&domain, "*");
+    absl::ConsumePrefix(&domain, ".");
+    const std::string lower_domain = absl::AsciiStrToLower(domain);
+    if (lower_domain.empty()) continue;
+    if (lower_host == lower_domain || absl::EndsWith(lower_host, absl::StrCat(".", lower_domain))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<std::unique_ptr<HttplibTransport>> HttplibTransport::Create(HttplibTransportOptions options,
+                                                                           const Clock* clock) {
+  const auto parse_proxy = [](absl::string_view name, absl::string_view value) -> absl::StatusOr<Proxy> {
+    Proxy proxy;
+    value = absl::StripAsciiWhitespace(value);
+    if (value.empty()) return proxy;
+    std::string url(value);
+    if (!absl::StrContains(url, "://")) url = absl::StrCat("http://", url);
+    absl::string_view rest = url;
+    if (!absl::ConsumePrefix(&rest, "http://")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " must be an http:// proxy URL (the proxy is spoken to in plain HTTP)"));
+    }
+    rest = rest.substr(0, rest.find('/'));
+    if (const size_t at = rest.rfind('@'); at != absl::string_view::npos) {
+      const absl::string_view userinfo = rest.substr(0, at);
+      const size_t colon = userinfo.find(':');
+      proxy.user = std::string(userinfo.substr(0, colon));
+      if (colon != absl::string_view::npos) proxy.password = std::string(userinfo.substr(colon + 1));
+      rest = rest.substr(at + 1);
+    }
+    proxy.port = 80;
+    if (absl::Status split = SplitHostPort(rest, &proxy.host, &proxy.port); !split.ok()) {
+      // The URL may hold a password: name the setting, not the value.
+      return absl::InvalidArgumentError(absl::StrCat(name, " is not a valid proxy URL: ", split.message()));
+    }
+    return proxy;
+  };
+  auto https_proxy = parse_proxy("the HTTPS proxy", options.https_proxy);
+  if (!https_proxy.ok()) return https_proxy.status();
+  auto http_proxy = parse_proxy("the HTTP proxy", options.http_proxy);
+  if (!http_proxy.ok()) return http_proxy.status();
+  if (!options.ca_cert_file.empty() && access(options.ca_cert_file.c_str(), R_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the CA certificate file ", options.ca_cert_file, " cannot be read"));
+  }
+  if (options.max_connections_per_host < 1) options.max_connections_per_host = 1;
+  return std::unique_ptr<HttplibTransport>(
+      new HttplibTransport(std::move(options), *std::move(https_proxy), *std::move(http_proxy), clock));
+}
+
+HttplibTransport::HttplibTransport(HttplibTransportOptions options, Proxy https_proxy, Proxy http_proxy,
+                                   const Clock* clock)
+    : options_(std::move(options)),
+      https_proxy_(std::move(https_proxy)),
+      http_proxy_(std::move(http_proxy)),
+      clock_(clock) {}
+
+HttplibTransport::~HttplibTransport() = default;
+
+int64_t HttplibTransport::clients_created() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return clients_created_;
+}
+
+std::unique_ptr<httplib::Client> HttplibTransport::NewClient(const ParsedUrl& url) const {
+  auto client = std::make_unique<httplib::Client>(Origin(url));
+  client->set_keep_alive(true);
+  client->set_follow_location(false);
+  client->set_url_encode(false);  // targets come encoded
+  client->set_decompress(true);
+  if (url.scheme == "https") {
+    client->enable_server_certificate_verification(!options_.allow_self_signed);
+    if (!options_.ca_cert_file.empty()) client->set_ca_cert_path(options_.ca_cert_file);
+  }
+  const Proxy& proxy = url.scheme == "https" ? https_proxy_ : http_proxy_;
+  if (!proxy.host.empty() && !NoProxyMatches(options_.no_proxy, url.host, url.port)) {
+    client->set_proxy(proxy.host, proxy.port);
+    if (!proxy.user.empty()) client->set_proxy_basic_auth(proxy.user, proxy.password);
+  }
+  return client;
+}
+
+absl::StatusOr<std::unique_ptr<httplib::Client>> HttplibTransport::Acquire(const ParsedUrl& url,
+                                                                           absl::Time deadline) {
+  const std::string origin = Origin(url);
+  std::unique_lock<std::mutex> lock(mu_);
+  Pool& pool = pools_[origin];
+  const int max = options_.max_connections_per_host;
+  const auto available = [&pool, max]() { return !pool.idle.empty() || pool.open < max; };
+  if (!available()) {
+    const absl::Duration left = deadline - clock_->Now();
+    if (left <= absl::ZeroDuration() || !released_.wait_for(lock, WaitTime(left), available)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("all ", max, " connections to ", url.host, " stayed busy until the deadline"));
+    }
+  }
+  if (!pool.idle.empty()) {
+    std::unique_ptr<httplib::Client> client = std::move(pool.idle.back());
+    pool.idle.pop_back();
+    return client;
+  }
+  ++pool.open;
+  ++clients_created_;
+  return NewClient(url);
+}
+
+void HttplibTransport::Release(const std::string& origin, std::unique_ptr<httplib::Client> client,
+                               bool reusable) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Pool& pool = pools_[origin];
+    if (reusable) {
+      pool.idle.push_back(std::move(client));
+    } else {
+      --pool.open;
+    }
+  }
+  released_.notify_all();
+  client.reset();  // a discarded client closes its connection here, outside the lock
+}
+
+absl::StatusOr<HttpResponse> HttplibTransport::Send(const HttpRequest& request) {
+  auto url = ParseUrl(request.url);
+  if (!url.ok()) return url.status();
+  if (clock_->Now() >= request.deadline) {
+    return absl::DeadlineExceededError(absl::StrCat("deadline passed before calling ", url->host));
+  }
+  auto client = Acquire(*url, request.deadline);
+  if (!client.ok()) return client.status();
+  const absl::Duration left = request.deadline - clock_->Now();
+  if (left <= absl::ZeroDuration()) {
+    Release(Origin(*url), *std::move(client), /*reusable=*/true);
+    return absl::DeadlineExceededError(absl::StrCat("deadline passed before calling ", url->host));
+  }
+  const absl::Duration floor = absl::Milliseconds(1);
+  (*client)->set_connection_timeout(ToChrono(Clamp(left, floor, options_.connect_timeout)));
+  (*client)->set_read_timeout(ToChrono(Clamp(left, floor, options_.io_timeout)));
+  (*client)->set_write_timeout(ToChrono(Clamp(left, floor, options_.io_timeout)));
+
+  httplib::Request req;
+  req.method = request.method;
+  // (httplib itself sends the absolute form a forward proxy needs, and tunnels HTTPS with CONNECT.)
+  req.path = url->target;
+  for (const HttpHeader& header : request.headers) req.headers.emplace(header.name, header.value);
+  if (!request.content_type.empty()) req.headers.emplace("Content-Type", request.content_type);
+  req.body = request.body;
+
+  httplib::Result result = (*client)->send(req);
+  const std::string origin = Origin(*url);
+  if (!result) {
+    const httplib::Error error = result.error();
+    Release(origin, *std::move(client), /*reusable=*/false);
+    const std::string what =
+        absl::StrCat(request.method, " ", url->host, ":", url->port, " failed: ", httplib::to_string(error));
+    if (error == httplib::Error::SSLServerVerification || error == httplib::Error::SSLLoadingCerts) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, " (the server's TLS certificate is not trusted: check the CA file)"));
+    }
+    if (clock_->Now() >= request.deadline) return absl::DeadlineExceededError(what);
+    return absl::UnavailableError(what);
+  }
+  HttpResponse response;
+  response.status = result->status;
+  response.body = std::move(result->body);
+  response.headers.reserve(result->headers.size());
+  bool close = false;
+  for (const auto& [name, value] : result->headers) {
+    if (absl::EqualsIgnoreCase(name, "Connection") && absl::EqualsIgnoreCase(value, "close")) close = true;
+    response.headers.push_back(HttpHeader{name, value});
+  }
+  Release(origin, *std::move(client), /*reusable=*/!close);
+  return response;
+}
+
+}  // namespace fna::neptune
