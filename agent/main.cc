@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -18,9 +19,13 @@
 #include "agent/common/clock.h"
 #include "agent/common/log.h"
 #include "agent/common/periodic.h"
+#include "agent/common/secret.h"
 #include "agent/config/config_loader.h"
 #include "agent/executor/process_executor.h"
+#include "agent/neptune/http_transport.h"
+#include "agent/neptune/neptune_client.h"
 #include "agent/neptune/offline_tracker.h"
+#include "agent/neptune/token_files.h"
 #include "agent/server/agent_server.h"
 #include "agent/storage/local_output_store.h"
 #include "agent/tracking/final_writer.h"
@@ -53,12 +58,83 @@ std::string DefaultRunnerPath() {
   return path.substr(0, path.rfind('/') + 1) + "flyte-neptune-runner";
 }
 
+std::string EnvOr(const std::map<std::string, std::string>& env, const std::string& upper) {
+  for (const std::string& name : {upper, absl::AsciiStrToLower(upper)}) {
+    if (auto it = env.find(name); it != env.end() && !it->second.empty()) return it->second;
+  }
+  return "";
+}
+
+// The Neptune 2.x tracker and what it needs. Members are destroyed in reverse order: the pinger's thread
+// stops before the client, the client goes before its transport.
+struct NeptuneTracker {
+  neptune::TokenFiles token_files;
+  Secret environment_token;
+  std::unique_ptr<neptune::HttplibTransport> transport;
+  std::unique_ptr<neptune::NeptuneClient> client;
+  std::unique_ptr<PeriodicThread> pings;
+};
+
+// Builds the Neptune tracker. Every configured token must be readable now: a bad token file is a start-up
+// error (design.md §3.7); later read failures only degrade tracking.
+absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
+    const AgentConfig& config, const std::map<std::string, std::string>& env, const Clock* clock) {
+  auto tracker = std::make_unique<NeptuneTracker>();
+  if (auto it = env.find("NEPTUNE_API_TOKEN"); it != env.end() && !it->second.empty()) {
+    tracker->environment_token = Secret(it->second);
+  }
+  if (config.neptune_api_token_file.empty() && tracker->environment_token.empty()) {
+    return absl::FailedPreconditionError(
+        "tracker.kind is neptune but there is no API token: set tracker.neptune.api_token_file or "
+        "NEPTUNE_API_TOKEN");
+  }
+  std::vector<std::string> files;
+  if (!config.neptune_api_token_file.empty()) files.push_back(config.neptune_api_token_file);
+  for (const RoutingRule& rule : config.routing_rules) {
+    if (!rule.token_file.empty()) files.push_back(rule.token_file);
+  }
+  for (const std::string& file : files) {
+    if (auto token = tracker->token_files.Read(file); !token.ok()) return token.status();
+  }
+
+  neptune::HttplibTransportOptions transport_options;
+  transport_options.ca_cert_file = config.neptune_ca_file;
+  transport_options.allow_self_signed = config.neptune_allow_self_signed;
+  transport_options.https_proxy = EnvOr(env, "HTTPS_PROXY");
+  transport_options.http_proxy = EnvOr(env, "HTTP_PROXY");
+  transport_options.no_proxy = EnvOr(env, "NO_PROXY");
+  auto transport = neptune::HttplibTransport::Create(transport_options, clock);
+  if (!transport.ok()) return transport.status();
+  tracker->transport = *std::move(transport);
+
+  neptune::NeptuneClientOptions options;
+  NeptuneTracker* raw = tracker.get();
+  options.token_source = [raw, &config](int rule) -> absl::StatusOr<Secret> {
+    if (rule >= 0 && rule < static_cast<int>(config.routing_rules.size()) &&
+        !config.routing_rules[rule].token_file.empty()) {
+      return raw->token_files.Read(config.routing_rules[rule].token_file);
+    }
+    if (!config.neptune_api_token_file.empty()) return raw->token_files.Read(config.neptune_api_token_file);
+    return raw->environment_token;
+  };
+  options.host = config.neptune_host;
+  options.application_url = config.neptune_application_url;
+  options.user_agent = absl::StrCat("flyte-neptune-agent/", kVersion);
+  options.pinger.interval = config.neptune_ping_interval;
+  options.pinger.idle_expiry = config.neptune_ping_idle_expiry;
+  options.pinger.max_pings_per_second = static_cast<double>(config.neptune_max_pings_per_second);
+  tracker->client = std::make_unique<neptune::NeptuneClient>(options, tracker->transport.get(), clock);
+  neptune::NeptuneClient* client = tracker->client.get();
+  tracker->pings = std::make_unique<PeriodicThread>(absl::Seconds(1), [client] { client->RunDue(); });
+  return tracker;
+}
+
 int Fail(absl::string_view what, const absl::Status& status) {
   Log(LogLevel::kError, "main", absl::StrCat(what, ": ", status.message()));
   return 1;
 }
 
-int Run(const AgentConfig& config) {
+int Run(const AgentConfig& config, const std::map<std::string, std::string>& env) {
   // Signals are taken by sigwait below; block them before any thread starts so none of them receives one.
   sigset_t signals;
   sigemptyset(&signals);
@@ -67,9 +143,21 @@ int Run(const AgentConfig& config) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const Clock* clock = Clock::Real();
-  auto tracker =
-      neptune::OfflineTracker::Create(neptune::OfflineTrackerOptions{config.offline_directory}, clock);
-  if (!tracker.ok()) return Fail("cannot open the offline Neptune directory", tracker.status());
+  std::unique_ptr<neptune::OfflineTracker> offline;
+  std::unique_ptr<NeptuneTracker> online;
+  neptune::Tracker* tracker = nullptr;
+  if (config.tracker == TrackerKind::kNeptune) {
+    auto made = MakeNeptuneTracker(config, env, clock);
+    if (!made.ok()) return Fail("cannot set up the Neptune tracker", made.status());
+    online = *std::move(made);
+    tracker = online->client.get();
+  } else {
+    auto made =
+        neptune::OfflineTracker::Create(neptune::OfflineTrackerOptions{config.offline_directory}, clock);
+    if (!made.ok()) return Fail("cannot open the offline Neptune directory", made.status());
+    offline = *std::move(made);
+    tracker = offline.get();
+  }
 
   executor::ProcessExecutor::Options executor_options;
   executor_options.state_directory = config.process_state_directory;
@@ -81,11 +169,11 @@ int Run(const AgentConfig& config) {
   storage::LocalOutputStore outputs;
   tracking::FinalWriter::Options writer_options;
   writer_options.console_url = config.console_url;
-  tracking::FinalWriter final_writer(writer_options, tracker->get(), executor->get(), clock);
+  tracking::FinalWriter final_writer(writer_options, tracker, executor->get(), clock);
   if (absl::Status resumed = final_writer.Resume(); !resumed.ok()) {
     return Fail("cannot read pending final writes", resumed);
   }
-  tracking::TaskLifecycle lifecycle(&config, tracker->get(), executor->get(), &outputs, &final_writer, clock);
+  tracking::TaskLifecycle lifecycle(&config, tracker, executor->get(), &outputs, &final_writer, clock);
 
   auto server = server::AgentServer::Start(&config, &lifecycle);
   if (!server.ok()) return Fail("cannot start the gRPC server", server.status());
@@ -94,7 +182,7 @@ int Run(const AgentConfig& config) {
       {{"address", config.listen_address},
        {"port", absl::StrCat((*server)->port())},
        {"task_types", absl::StrJoin(config.task_types, ",")},
-       {"tracker", "offline"},
+       {"tracker", config.tracker == TrackerKind::kNeptune ? "neptune" : "offline"},
        {"offline_directory", config.offline_directory},
        {"executor", "process"},
        {"state_directory", config.process_state_directory},
@@ -138,5 +226,5 @@ int main(int argc, char** argv) {
     return 0;
   }
   fna::ConfigureLogging(command_line->config.log_format, command_line->config.log_level);
-  return fna::Run(command_line->config);
+  return fna::Run(command_line->config, fna::Environment());
 }

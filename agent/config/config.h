@@ -29,7 +29,7 @@ enum class RetryableFailureMode {
   kState,  // phase UNDEFINED with the deprecated state RETRYABLE_FAILURE (propeller 1.13-1.15)
 };
 
-enum class TrackerKind { kOffline };
+enum class TrackerKind { kOffline, kNeptune };
 enum class ExecutorKind { kProcess };
 
 // The agent's whole configuration: embedded defaults, overridden by the YAML file, then environment
@@ -58,6 +58,14 @@ struct AgentConfig {
   // tracker
   TrackerKind tracker = TrackerKind::kOffline;
   std::string offline_directory = ".neptune";  // runs go to <offline_directory>/offline/
+  std::string neptune_host;                    // empty: the API token's api_url, else api_address
+  std::string neptune_application_url;         // empty: the server's applicationUrl
+  std::string neptune_api_token_file;          // empty: the NEPTUNE_API_TOKEN environment variable
+  std::string neptune_ca_file;                 // empty: the system's CAs
+  bool neptune_allow_self_signed = false;
+  absl::Duration neptune_ping_interval = absl::Seconds(10);
+  absl::Duration neptune_ping_idle_expiry = absl::Minutes(15);
+  int64_t neptune_max_pings_per_second = 50;
 
   // executor
   ExecutorKind executor = ExecutorKind::kProcess;

@@ -313,7 +313,8 @@ TEST_F(ConfigLoaderTest, BadValues) {
             "FILE: logging.level: \"verbose\" is not one of debug | info | warning | error");
   EXPECT_EQ(FileError("agent:\n  retryable_failure: Phase\n"),
             "FILE: agent.retryable_failure: \"Phase\" is not one of phase | state");
-  EXPECT_EQ(FileError("tracker:\n  kind: online\n"), "FILE: tracker.kind: \"online\" is not one of offline");
+  EXPECT_EQ(FileError("tracker:\n  kind: online\n"),
+            "FILE: tracker.kind: \"online\" is not one of offline | neptune");
   EXPECT_EQ(FileError("tracking:\n  default_project: flyte\n"),
             "FILE: tracking.default_project: \"flyte\" is not workspace/project");
   EXPECT_EQ(FileError("tracking:\n  default_project: \"my ws/flyte\"\n"),
@@ -533,6 +534,15 @@ tracker:
   kind: offline
   offline:
     directory: .neptune
+  neptune:
+    host: ""
+    application_url: ""
+    api_token_file: ""
+    ca_file: ""
+    allow_self_signed: false
+    ping_interval: 10s
+    ping_idle_expiry: 15m
+    max_pings_per_second: 50
 executor:
   kind: process
   process:
@@ -567,6 +577,14 @@ const std::vector<std::string>& AllKeys() {
       "tracking.routing_rules[].token_file",
       "tracker.kind",
       "tracker.offline.directory",
+      "tracker.neptune.host",
+      "tracker.neptune.application_url",
+      "tracker.neptune.api_token_file",
+      "tracker.neptune.ca_file",
+      "tracker.neptune.allow_self_signed",
+      "tracker.neptune.ping_interval",
+      "tracker.neptune.ping_idle_expiry",
+      "tracker.neptune.max_pings_per_second",
       "executor.kind",
       "executor.process.state_directory",
       "executor.process.allow_non_loopback",

@@ -1,0 +1,157 @@
+// The agent binary against a Neptune 2.x server (the strict emulator): the run's typed fields, the link, and
+// Neptune being down while tasks are created, with the agent restarted in between.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "agent/testing/flyte_requests.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/agent_process.h"
+#include "tests/neptune_emulator/emulator.h"
+
+namespace fna::e2e {
+namespace {
+
+using flyteidl::core::TaskExecution;
+using neptune_emulator::NeptuneEmulator;
+
+class AgentNeptuneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NeptuneEmulator::Options options;
+    options.projects = {{"ml/flyte", "FLY"}};
+    auto emulator = NeptuneEmulator::Start(options);
+    ASSERT_TRUE(emulator.ok()) << emulator.status();
+    emulator_ = *std::move(emulator);
+    WriteFile(dir_.path() + "/token", emulator_->api_token() + "\n");
+  }
+
+  std::unique_ptr<AgentProcess> StartAgent() {
+    auto agent = std::make_unique<AgentProcess>(
+        dir_.path(),
+        std::vector<std::string>{"--tracker.kind=neptune",
+                                 "--tracker.neptune.api_token_file=" + dir_.path() + "/token",
+                                 "--tracking.default_project=ml/flyte",
+                                 "--executor.process.state_directory=" + dir_.path() + "/state"});
+    EXPECT_TRUE(agent->ok()) << agent->Logs();
+    return agent;
+  }
+
+  flyteidl::admin::CreateTaskRequest Request(const std::string& script) {
+    auto request = MakeCreateRequest("n0", 0, "file://" + dir_.path() + "/outputs/n0/data/0");
+    auto* container = request.mutable_template_()->mutable_container();
+    container->clear_command();
+    container->clear_args();
+    container->add_command("/bin/sh");
+    container->add_command("-c");
+    container->add_args(script);
+    return request;
+  }
+
+  std::string Create(AgentProcess& agent, const flyteidl::admin::CreateTaskRequest& request) {
+    grpc::ClientContext context;
+    flyteidl::admin::CreateTaskResponse response;
+    grpc::Status status = agent.agent().CreateTask(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.resource_meta();
+  }
+
+  flyteidl::admin::Resource Get(AgentProcess& agent, const std::string& meta) {
+    grpc::ClientContext context;
+    flyteidl::admin::GetTaskRequest request;
+    request.set_resource_meta(meta);
+    request.mutable_task_category()->set_name("neptune");
+    flyteidl::admin::GetTaskResponse response;
+    grpc::Status status = agent.agent().GetTask(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.resource();
+  }
+
+  flyteidl::admin::Resource PollPhase(AgentProcess& agent, const std::string& meta,
+                                      TaskExecution::Phase phase) {
+    flyteidl::admin::Resource resource;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    do {
+      resource = Get(agent, meta);
+      if (resource.phase() == phase) return resource;
+      absl::SleepFor(absl::Milliseconds(50));
+    } while (absl::Now() < deadline);
+    ADD_FAILURE() << "phase " << resource.phase() << ": " << resource.message();
+    return resource;
+  }
+
+  static std::string CustomRunId(const flyteidl::admin::Resource& resource) {
+    return resource.custom_info()
+        .fields()
+        .at("neptune")
+        .struct_value()
+        .fields()
+        .at("custom_run_id")
+        .string_value();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<NeptuneEmulator> emulator_;
+};
+
+TEST_F(AgentNeptuneTest, SucceedingTaskIsRecordedWithTypedFields) {
+  auto agent = StartAgent();
+  const std::string meta = Create(*agent, Request("echo hello"));
+  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  ASSERT_EQ(resource.log_links_size(), 1);
+  auto run = emulator_->RunByCustomId("ml/flyte", CustomRunId(resource));
+  ASSERT_TRUE(run.has_value());
+  EXPECT_THAT(resource.log_links(0).uri(), ::testing::EndsWith("/ml/flyte/e/" + run->short_id));
+  const std::map<std::string, std::pair<std::string, nlohmann::json>> expected = {
+      {"flyte/project", {"string", "flytesnacks"}},
+      {"flyte/name", {"string", "f6c5d2a1b9e8a4c3d2b1"}},
+      {"flyte/node_id", {"string", "n0"}},
+      {"flyte/retry_attempt", {"int", 0}},
+      {"flyte/phase", {"string", "SUCCEEDED"}},
+      {"flyte/exit_code", {"int", 0}},
+      {"sys/failed", {"bool", false}},
+      {"sys/group_tags", {"stringSet", {"f6c5d2a1b9e8a4c3d2b1"}}},
+  };
+  for (const auto& [path, type_value] : expected) {
+    ASSERT_EQ(run->attributes.count(path), 1u) << path;
+    EXPECT_EQ(run->attributes.at(path).type, type_value.first) << path;
+    EXPECT_EQ(run->attributes.at(path).value, type_value.second) << path;
+  }
+  EXPECT_EQ(run->attributes.at("flyte/started_at").type, "datetime");
+  EXPECT_EQ(run->attributes.at("flyte/duration_seconds").type, "float");
+  EXPECT_EQ(run->attributes.at("sys/tags").type, "stringSet");
+  EXPECT_EQ(agent->Stop(), 0);
+  EXPECT_EQ(agent->Logs().find(emulator_->api_token()), std::string::npos);
+}
+
+TEST_F(AgentNeptuneTest, NeptuneDownAtCreateAndAgentRestartedLosesNothing) {
+  const std::string go = dir_.path() + "/go";
+  const auto request = Request("while [ ! -e " + go + " ]; do sleep 0.05; done");
+  emulator_->SetOutage(neptune_emulator::Outage::kUnavailable);
+  std::string meta;
+  {
+    auto agent = StartAgent();
+    const absl::Time before = absl::Now();
+    meta = Create(*agent, request);  // the task starts anyway, within CreateTask's budget
+    EXPECT_LT(absl::Now() - before, absl::Seconds(5));
+    const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::RUNNING);
+    EXPECT_THAT(resource.message(), ::testing::HasSubstr("Neptune run not created yet"));
+    EXPECT_EQ(resource.log_links_size(), 1);  // the fallback link, from the first response
+    agent->Kill();
+  }
+  emulator_->SetOutage(neptune_emulator::Outage::kNone);
+  auto agent = StartAgent();
+  WriteFile(go, "");
+  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const auto runs = emulator_->Runs();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].custom_id, CustomRunId(resource));
+  EXPECT_EQ(runs[0].attributes.at("flyte/phase").value, "SUCCEEDED");
+  EXPECT_EQ(runs[0].attributes.at("flyte/name").value, "f6c5d2a1b9e8a4c3d2b1");
+}
+
+}  // namespace
+}  // namespace fna::e2e
