@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "agent/common/log.h"
 #include "agent/common/status_macros.h"
+#include "agent/neptune/client_limits.h"
 #include "agent/version.h"
 #include "nlohmann/json.hpp"
 
@@ -42,7 +43,6 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 constexpr absl::string_view kComponent = "neptune";
-constexpr int64_t kMaxStringCharacters = 16384;  // neptune.attributes.atoms.string.String.MAX_VALUE_LENGTH
 constexpr absl::string_view kOfflineSubdirectory = "offline";
 constexpr absl::string_view kStagingSubdirectory = ".flyte-neptune-agent-staging";
 constexpr absl::string_view kLockFile = ".lock";
@@ -192,21 +192,6 @@ RunName NameOf(const RunRef& ref) {
   return name;
 }
 
-// `text` cut to `max` Unicode characters (counted as UTF-8 lead bytes, as Python counts a str).
-absl::string_view TruncateCharacters(absl::string_view text, int64_t max, bool* truncated) {
-  int64_t characters = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
-    if (characters == max) {
-      *truncated = true;
-      return text.substr(0, i);
-    }
-    ++characters;
-  }
-  *truncated = false;
-  return text;
-}
-
 void WarnDropped(const Field& field, absl::string_view why) {
   Log(LogLevel::kWarning, kComponent,
       absl::StrCat("dropped a value the Neptune client would not store: ", why), {{"field", field.path}});
@@ -233,7 +218,7 @@ std::optional<Json> ToOperation(const Field& field, Json path) {
           }
           assign("AssignString", std::string(kept));
         } else if constexpr (std::is_same_v<T, int64_t>) {
-          if (value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max()) {
+          if (!FitsInt32(value)) {
             WarnDropped(field, absl::StrCat("integer ", value, " is outside the 32-bit range"));
             return std::nullopt;
           }

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/log.h"
+#include "agent/neptune/client_limits.h"
 
 namespace fna::neptune {
 namespace {
@@ -32,21 +33,6 @@ struct Op {
   std::string kind;  // the API key: "assignString", ..., "insertStrings"
   nlohmann::ordered_json payload;
 };
-
-// The first `max` Unicode characters of UTF-8 `text` (continuation bytes do not count).
-absl::string_view TruncateCharacters(absl::string_view text, int64_t max, bool* truncated) {
-  int64_t characters = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
-    if (characters == max) {
-      *truncated = true;
-      return text.substr(0, i);
-    }
-    ++characters;
-  }
-  *truncated = false;
-  return text;
-}
 
 void WarnDropped(absl::string_view path, absl::string_view why) {
   Log(LogLevel::kWarning, kComponent, absl::StrCat("field not sent to Neptune: ", why),
@@ -71,7 +57,7 @@ std::optional<Op> ToOp(const Field& field, std::vector<std::string> segments) {
           op.kind = "assignString";
           op.payload = {{"value", std::string(kept)}};
         } else if constexpr (std::is_same_v<T, int64_t>) {
-          if (value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max()) {
+          if (!FitsInt32(value)) {
             WarnDropped(op.path, absl::StrCat("integer ", value, " is outside the 32-bit range"));
             return false;
           }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/neptune/client_limits.h"
 #include "agent/neptune/tracker.h"
 #include "nlohmann/json.hpp"
 
@@ -13,7 +14,6 @@ namespace fna::neptune {
 
 // Limits the neptune 1.x client applies before anything reaches the server (neptune-protocol.md §3.13, §10).
 inline constexpr size_t kMaxOperationsPerRequest = 1000;
-inline constexpr int64_t kMaxStringCharacters = 16384;
 
 // Turns `fields` into the bodies of `executeOperations` requests (JSON arrays, neptune-protocol.md §3.8), as
 // the Python client's preprocessor does:

@@ -25,9 +25,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "agent/testing/fake_clock.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
-#include "tests/neptune_emulator/manual_clock.h"
 #include "tests/neptune_emulator/swagger_validator.h"
 
 extern char** environ;
@@ -142,7 +142,7 @@ class EmulatorTest : public ::testing::Test {
                          operations.dump(), "application/json");
   }
 
-  ManualClock clock_;
+  FakeClock clock_;
   std::unique_ptr<NeptuneEmulator> emulator_;
   std::unique_ptr<httplib::Client> client_;
   std::string token_;
@@ -1017,7 +1017,7 @@ class SelfSignedCertificate {
 
 TEST(EmulatorTlsTest, ServesHttpsWithASelfSignedCertificate) {
   SelfSignedCertificate certificate;
-  ManualClock clock;
+  FakeClock clock;
   NeptuneEmulator::Options options;
   options.clock = &clock;
   options.tls_cert_path = certificate.cert_path();
