@@ -34,6 +34,7 @@
 #include "agent/common/log.h"
 #include "agent/common/status_macros.h"
 #include "agent/neptune/client_limits.h"
+#include "agent/neptune/offline_layout.h"
 #include "agent/version.h"
 #include "nlohmann/json.hpp"
 
@@ -43,16 +44,10 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 constexpr absl::string_view kComponent = "neptune";
-constexpr absl::string_view kOfflineSubdirectory = "offline";
 constexpr absl::string_view kStagingSubdirectory = ".flyte-neptune-agent-staging";
-constexpr absl::string_view kLockFile = ".lock";
-constexpr absl::string_view kLastPutVersionFile = "last_put_version";
-constexpr absl::string_view kSidecarFile = "flyte-neptune-agent.json";
 constexpr int64_t kReadChunk = 64 * 1024;
 
 std::string JoinPath(absl::string_view dir, absl::string_view name) { return absl::StrCat(dir, "/", name); }
-
-std::string LogFileName(int64_t first_version) { return absl::StrCat("data-", first_version, ".log"); }
 
 // "<what> <path>: <strerror>", with the code errno maps to (ENOENT: NotFound, ...).
 absl::Status ErrnoError(int err, absl::string_view what, absl::string_view path) {
@@ -280,22 +275,8 @@ std::string OsDescription() {
 
 // The first version of the newest data-<N>.log in `run_dir`, or 0 when there is none.
 absl::StatusOr<int64_t> NewestLogFirstVersion(const std::string& run_dir) {
-  DIR* dir = opendir(run_dir.c_str());
-  if (dir == nullptr) return ErrnoError(errno, "open directory", run_dir);
-  int64_t newest = 0;
-  errno = 0;
-  while (const struct dirent* entry = readdir(dir)) {
-    absl::string_view name = entry->d_name;
-    int64_t version = 0;
-    if (absl::ConsumePrefix(&name, "data-") && absl::ConsumeSuffix(&name, ".log") &&
-        absl::SimpleAtoi(name, &version) && version > newest) {
-      newest = version;
-    }
-  }
-  const int err = errno;
-  closedir(dir);
-  if (err != 0) return ErrnoError(err, "read directory", run_dir);
-  return newest;
+  FNA_ASSIGN_OR_RETURN(const auto files, ListLogFiles(run_dir));
+  return files.empty() ? 0 : files.back().first;
 }
 
 // The offset of the last '\n' in [0, end) of the file, or -1.
@@ -451,8 +432,8 @@ absl::StatusOr<RunInfo> OfflineTracker::CreateRun(const RunRef& ref, const std::
     metadata["createdAt"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E6S+00:00", now, absl::UTCTimeZone());
     FNA_RETURN_IF_ERROR(CreateFile(JoinPath(staging, "metadata.json"), Dump(metadata, 2)));
     Json sidecar;
-    sidecar["project"] = ref.project;
-    sidecar["customRunId"] = ref.custom_run_id;
+    sidecar[std::string(kSidecarProjectKey)] = ref.project;
+    sidecar[std::string(kSidecarCustomRunIdKey)] = ref.custom_run_id;
     FNA_RETURN_IF_ERROR(CreateFile(JoinPath(staging, kSidecarFile), Dump(sidecar, 2) + "\n"));
     FNA_RETURN_IF_ERROR(CreateFile(JoinPath(staging, "last_ack_version"), ""));
     FNA_RETURN_IF_ERROR(CreateFile(JoinPath(staging, kLockFile), ""));

@@ -24,18 +24,20 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "agent/common/status_macros.h"
+#include "agent/neptune/offline_layout.h"
 #include "nlohmann/json.hpp"
 
 namespace fna::sync {
 namespace {
 
 using Json = nlohmann::json;
+using neptune::kLastAckVersionFile;
+using neptune::kLastPutVersionFile;
+using neptune::kLockFile;
+using neptune::kOfflineSubdirectory;
+using neptune::kSidecarFile;
+using neptune::ListLogFiles;
 
-constexpr absl::string_view kOfflineSubdirectory = "offline";
-constexpr absl::string_view kSidecarFile = "flyte-neptune-agent.json";
-constexpr absl::string_view kLastPutVersionFile = "last_put_version";
-constexpr absl::string_view kLastAckVersionFile = "last_ack_version";
-constexpr absl::string_view kLockFile = ".lock";
 // At most this many fields per CreateRun/Write call.
 constexpr size_t kMaxBatch = 1000;
 
@@ -135,27 +137,6 @@ absl::StatusOr<Fd> LockRun(const std::string& run_dir) {
   return fd;  // unlocked when closed
 }
 
-// The data-<N>.log files of `run_dir`, by N.
-absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> LogFiles(const std::string& run_dir) {
-  DIR* dir = opendir(run_dir.c_str());
-  if (dir == nullptr) return ErrnoError(errno, "open directory", run_dir);
-  std::vector<std::pair<int64_t, std::string>> files;
-  errno = 0;
-  while (const struct dirent* entry = readdir(dir)) {
-    absl::string_view name = entry->d_name;
-    int64_t version = 0;
-    if (absl::ConsumePrefix(&name, "data-") && absl::ConsumeSuffix(&name, ".log") &&
-        absl::SimpleAtoi(name, &version)) {
-      files.emplace_back(version, JoinPath(run_dir, entry->d_name));
-    }
-  }
-  const int err = errno;
-  closedir(dir);
-  if (err != 0) return ErrnoError(err, "read directory", run_dir);
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 absl::StatusOr<std::string> PathOf(const Json& op) {
   const auto it = op.find("path");
   if (it == op.end() || !it->is_array() || it->empty()) {
@@ -219,7 +200,7 @@ absl::StatusOr<neptune::Field> ToField(const Json& op) {
 // that range on an incomplete last line, a malformed record, or a missing version is an error.
 absl::StatusOr<std::vector<neptune::Field>> ReadFields(const std::string& run_dir, int64_t after,
                                                        int64_t up_to) {
-  FNA_ASSIGN_OR_RETURN(const auto files, LogFiles(run_dir));
+  FNA_ASSIGN_OR_RETURN(const auto files, ListLogFiles(run_dir));
   std::vector<neptune::Field> fields;
   int64_t expected = after + 1;
   for (size_t i = 0; i < files.size() && expected <= up_to; ++i) {
@@ -328,8 +309,8 @@ Outcome SyncRun(const std::string& run_dir, neptune::Tracker* tracker, const Clo
   if (!sidecar_text.ok()) return fail(sidecar_text.status());
   try {
     const Json sidecar = Json::parse(*sidecar_text);
-    result->project = sidecar.at("project").get<std::string>();
-    result->custom_run_id = sidecar.at("customRunId").get<std::string>();
+    result->project = sidecar.at(std::string(neptune::kSidecarProjectKey)).get<std::string>();
+    result->custom_run_id = sidecar.at(std::string(neptune::kSidecarCustomRunIdKey)).get<std::string>();
   } catch (const Json::exception& e) {
     return fail(absl::DataLossError(absl::StrCat(sidecar_path, ": ", e.what())));
   }
