@@ -22,7 +22,7 @@
 #include "agent/common/secret.h"
 #include "agent/config/config_loader.h"
 #include "agent/executor/process_executor.h"
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 #include "agent/neptune/neptune_client.h"
 #include "agent/neptune/offline_tracker.h"
 #include "agent/neptune/token_files.h"
@@ -70,7 +70,7 @@ std::string EnvOr(const std::map<std::string, std::string>& env, const std::stri
 struct NeptuneTracker {
   neptune::TokenFiles token_files;
   Secret environment_token;
-  std::unique_ptr<neptune::HttplibTransport> transport;
+  std::unique_ptr<http::HttplibTransport> transport;
   std::unique_ptr<neptune::NeptuneClient> client;
   std::unique_ptr<PeriodicThread> pings;
 };
@@ -97,13 +97,13 @@ absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
     if (auto token = tracker->token_files.Read(file); !token.ok()) return token.status();
   }
 
-  neptune::HttplibTransportOptions transport_options;
+  http::HttplibTransportOptions transport_options;
   transport_options.ca_cert_file = config.neptune_ca_file;
   transport_options.allow_self_signed = config.neptune_allow_self_signed;
   transport_options.https_proxy = EnvOr(env, "HTTPS_PROXY");
   transport_options.http_proxy = EnvOr(env, "HTTP_PROXY");
   transport_options.no_proxy = EnvOr(env, "NO_PROXY");
-  auto transport = neptune::HttplibTransport::Create(transport_options, clock);
+  auto transport = http::HttplibTransport::Create(transport_options, clock);
   if (!transport.ok()) return transport.status();
   tracker->transport = *std::move(transport);
 

@@ -1,7 +1,7 @@
 #ifndef FNA_AGENT_NEPTUNE_FAKE_NEPTUNE_TRANSPORT_H_
 #define FNA_AGENT_NEPTUNE_FAKE_NEPTUNE_TRANSPORT_H_
 
-// For tests only: an HttpTransport that plays a Neptune 2.x server in memory.
+// For tests only: an http::HttpTransport that plays a Neptune 2.x server in memory.
 
 #include <cstdint>
 #include <deque>
@@ -24,7 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 #include "nlohmann/json.hpp"
 
 namespace fna::neptune {
@@ -35,7 +35,7 @@ namespace fna::neptune {
 // ("none" signature) expiring `token_lifetime` after issue on the given clock. Every request is recorded.
 // Faults: Inject() answers the next n requests whose path contains a string with a canned response or
 // transport error instead. Thread-safe.
-class FakeNeptuneTransport final : public HttpTransport {
+class FakeNeptuneTransport final : public http::HttpTransport {
  public:
   static constexpr absl::string_view kBase = "https://neptune.test";
   static constexpr absl::string_view kApiBase = "https://api.neptune.test";
@@ -63,7 +63,7 @@ class FakeNeptuneTransport final : public HttpTransport {
     return absl::Base64Escape(token.dump());
   }
 
-  absl::StatusOr<HttpResponse> Send(const HttpRequest& request) override {
+  absl::StatusOr<http::HttpResponse> Send(const http::HttpRequest& request) override {
     std::lock_guard<std::mutex> lock(mu_);
     requests_.push_back(request);
     for (auto it = faults_.begin(); it != faults_.end(); ++it) {
@@ -80,12 +80,13 @@ class FakeNeptuneTransport final : public HttpTransport {
   }
 
   // The next `n` requests whose URL contains `path_part` get `result`.
-  void Inject(absl::string_view path_part, int n, absl::StatusOr<HttpResponse> result) {
+  void Inject(absl::string_view path_part, int n, absl::StatusOr<http::HttpResponse> result) {
     std::lock_guard<std::mutex> lock(mu_);
     faults_.push_back(Fault{std::string(path_part), n, std::move(result)});
   }
-  static HttpResponse Response(int status, std::string body = "", std::vector<HttpHeader> headers = {}) {
-    HttpResponse response;
+  static http::HttpResponse Response(int status, std::string body = "",
+                                     std::vector<http::HttpHeader> headers = {}) {
+    http::HttpResponse response;
     response.status = status;
     response.body = std::move(body);
     response.headers = std::move(headers);
@@ -112,7 +113,7 @@ class FakeNeptuneTransport final : public HttpTransport {
     operation_errors_ = n;
   }
 
-  std::vector<HttpRequest> requests() const {
+  std::vector<http::HttpRequest> requests() const {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_;
   }
@@ -120,7 +121,7 @@ class FakeNeptuneTransport final : public HttpTransport {
   std::vector<std::string> RequestLines() const {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<std::string> lines;
-    for (const HttpRequest& request : requests_)
+    for (const http::HttpRequest& request : requests_)
       lines.push_back(absl::StrCat(request.method, " ", Target(request.url)));
     return lines;
   }
@@ -144,8 +145,8 @@ class FakeNeptuneTransport final : public HttpTransport {
     const size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
     return slash == std::string::npos ? "/" : url.substr(slash);
   }
-  static const std::string* Header(const HttpRequest& request, absl::string_view name) {
-    for (const HttpHeader& header : request.headers) {
+  static const std::string* Header(const http::HttpRequest& request, absl::string_view name) {
+    for (const http::HttpHeader& header : request.headers) {
       if (absl::EqualsIgnoreCase(header.name, name)) return &header.value;
     }
     return nullptr;
@@ -179,11 +180,13 @@ class FakeNeptuneTransport final : public HttpTransport {
   struct Fault {
     std::string path_part;
     int remaining;
-    absl::StatusOr<HttpResponse> result;
+    absl::StatusOr<http::HttpResponse> result;
   };
 
-  static HttpResponse Json(int status, const nlohmann::json& body) { return Response(status, body.dump()); }
-  static HttpResponse Error(int status, absl::string_view type, absl::string_view title) {
+  static http::HttpResponse Json(int status, const nlohmann::json& body) {
+    return Response(status, body.dump());
+  }
+  static http::HttpResponse Error(int status, absl::string_view type, absl::string_view title) {
     return Json(status, {{"errorType", std::string(type)}, {"title", std::string(title)}});
   }
 
@@ -202,7 +205,7 @@ class FakeNeptuneTransport final : public HttpTransport {
   }
 
   // Whether the request's API token carries the api_key of the token the fake was made with.
-  bool ApiTokenOk(const HttpRequest& request) const {
+  bool ApiTokenOk(const http::HttpRequest& request) const {
     const std::string* token = Header(request, "X-Neptune-Api-Token");
     return token != nullptr && !ApiKey(*token).empty() && ApiKey(*token) == ApiKey(api_token_);
   }
@@ -215,7 +218,8 @@ class FakeNeptuneTransport final : public HttpTransport {
   }
 
   // The 401 for a request whose bearer is missing, unknown or expired; nullopt when it is fine.
-  std::optional<HttpResponse> CheckBearer(const HttpRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  std::optional<http::HttpResponse> CheckBearer(const http::HttpRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::string* auth = Header(request, "Authorization");
     if (auth == nullptr || !absl::StartsWith(*auth, "Bearer "))
       return Error(401, "UNAUTHORIZED", "no bearer");
@@ -226,7 +230,7 @@ class FakeNeptuneTransport final : public HttpTransport {
     return std::nullopt;
   }
 
-  HttpResponse Serve(const HttpRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  http::HttpResponse Serve(const http::HttpRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::string target = Target(request.url);
     const std::string path = target.substr(0, target.find('?'));
     if (path == "/api/backend/v1/clients/config") {
@@ -325,7 +329,7 @@ class FakeNeptuneTransport final : public HttpTransport {
     return Response(404);
   }
 
-  static HttpResponse Experiment(const Run& run) {
+  static http::HttpResponse Experiment(const Run& run) {
     return Json(200, {{"id", run.id},
                       {"shortId", run.short_id},
                       {"organizationId", "33333333-3333-4333-8333-333333333333"},
@@ -341,7 +345,7 @@ class FakeNeptuneTransport final : public HttpTransport {
   const Clock* const clock_;
   const std::string api_token_;
   mutable std::mutex mu_;
-  std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<http::HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
   std::deque<Fault> faults_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> projects_ ABSL_GUARDED_BY(mu_);  // ws/proj -> uuid
   std::map<std::string, Run> runs_ ABSL_GUARDED_BY(mu_);

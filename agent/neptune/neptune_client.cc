@@ -98,7 +98,7 @@ std::string ErrorType(const Json& body) {
   return StringMember(*it, "name");
 }
 
-bool IsTokenExpired(const HttpResponse& response) {
+bool IsTokenExpired(const http::HttpResponse& response) {
   if (response.status != 401) return false;
   return ErrorType(Json::parse(response.body, nullptr, false)) == "AUTHORIZATION_TOKEN_EXPIRED";
 }
@@ -109,7 +109,7 @@ bool IsRetryableStatus(int status) {
 
 // The status for a response that is not a success: the code follows the HTTP status, the message names the
 // call and quotes Neptune's errorType/title/message (scrubbed).
-absl::Status ErrorFromResponse(const HttpResponse& response, absl::string_view what) {
+absl::Status ErrorFromResponse(const http::HttpResponse& response, absl::string_view what) {
   const Json body = Json::parse(response.body, nullptr, false);
   std::string detail;
   if (!body.is_discarded() && body.is_object()) {
@@ -152,7 +152,7 @@ absl::Status ErrorFromResponse(const HttpResponse& response, absl::string_view w
   }
 }
 
-bool IsSuccess(const HttpResponse& response) { return response.status >= 200 && response.status < 300; }
+bool IsSuccess(const http::HttpResponse& response) { return response.status >= 200 && response.status < 300; }
 
 // Keeps the code, puts `context` in front of the message.
 absl::Status Annotate(const absl::Status& status, absl::string_view context) {
@@ -178,7 +178,7 @@ LogFields RunLogFields(const RunRef& ref) {
   return {{"project", ref.project}, {"custom_run_id", ref.custom_run_id}};
 }
 
-void LogServerAdvice(const HttpResponse& response, absl::string_view what) {
+void LogServerAdvice(const http::HttpResponse& response, absl::string_view what) {
   static constexpr std::pair<const char*, LogLevel> kHeaders[] = {
       {"X-Server-Info", LogLevel::kInfo},
       {"X-Server-Warning", LogLevel::kWarning},
@@ -249,7 +249,7 @@ struct NeptuneClient::Session {
   }
 };
 
-NeptuneClient::NeptuneClient(NeptuneClientOptions options, HttpTransport* transport, const Clock* clock)
+NeptuneClient::NeptuneClient(NeptuneClientOptions options, http::HttpTransport* transport, const Clock* clock)
     : options_(std::move(options)),
       user_agent_(options_.user_agent.empty() ? absl::StrCat("flyte-neptune-agent/", kVersion)
                                               : options_.user_agent),
@@ -352,8 +352,8 @@ absl::Status NeptuneClient::Once(Session& session, const std::string& key, absl:
   return status;
 }
 
-absl::StatusOr<HttpResponse> NeptuneClient::Send(HttpRequest request, absl::string_view what,
-                                                 absl::Time deadline, Retries retries) const {
+absl::StatusOr<http::HttpResponse> NeptuneClient::Send(http::HttpRequest request, absl::string_view what,
+                                                       absl::Time deadline, Retries retries) const {
   std::string problem;
   for (int attempt = 0;; ++attempt) {
     const absl::Time now = clock_->Now();
@@ -363,7 +363,7 @@ absl::StatusOr<HttpResponse> NeptuneClient::Send(HttpRequest request, absl::stri
     }
     request.deadline = std::min(deadline, now + options_.retry.attempt_timeout);
     ++requests_;
-    absl::StatusOr<HttpResponse> response = transport_->Send(request);
+    absl::StatusOr<http::HttpResponse> response = transport_->Send(request);
     std::optional<absl::Duration> wait;
     if (!response.ok()) {
       const bool transient =
@@ -398,14 +398,14 @@ absl::StatusOr<HttpResponse> NeptuneClient::Send(HttpRequest request, absl::stri
 }
 
 absl::Status NeptuneClient::FetchClientConfig(Session& session, absl::Time deadline) const {
-  HttpRequest request;
+  http::HttpRequest request;
   request.method = "GET";
   request.url = absl::StrCat(session.bootstrap_url, kConfigPath);
   request.headers = {{"X-Neptune-Api-Token", session.token.token.Reveal()},
                      {"Accept", "application/json"},
                      {"User-Agent", user_agent_},
                      {"X-Neptune-LegacyClient", "false"}};
-  FNA_ASSIGN_OR_RETURN(HttpResponse response,
+  FNA_ASSIGN_OR_RETURN(http::HttpResponse response,
                        Send(std::move(request), "GET clients/config", deadline, Retries::kYes));
   if (response.status == 401 || response.status == 403) {
     return Annotate(ErrorFromResponse(response, "GET clients/config"),
@@ -424,7 +424,7 @@ absl::Status NeptuneClient::FetchClientConfig(Session& session, absl::Time deadl
 }
 
 absl::Status NeptuneClient::ExchangeApiToken(Session& session, absl::Time deadline) const {
-  HttpRequest request;
+  http::HttpRequest request;
   request.method = "GET";
   {
     std::lock_guard<std::mutex> lock(session.mu);
@@ -434,7 +434,7 @@ absl::Status NeptuneClient::ExchangeApiToken(Session& session, absl::Time deadli
                      {"Accept", "application/json"},
                      {"User-Agent", user_agent_}};
   ++token_exchanges_;
-  FNA_ASSIGN_OR_RETURN(HttpResponse response,
+  FNA_ASSIGN_OR_RETURN(http::HttpResponse response,
                        Send(std::move(request), "GET oauth-token", deadline, Retries::kYes));
   if (response.status == 401 || response.status == 403) {
     return Annotate(ErrorFromResponse(response, "GET oauth-token"),
@@ -466,18 +466,19 @@ absl::Status NeptuneClient::ExchangeApiToken(Session& session, absl::Time deadli
 }
 
 absl::Status NeptuneClient::RefreshAccessToken(Session& session, absl::Time deadline) const {
-  HttpRequest request;
+  http::HttpRequest request;
   request.method = "POST";
   {
     std::lock_guard<std::mutex> lock(session.mu);
     request.url = absl::StrCat(NormalizeBaseUrl(session.issuer), kRefreshSuffix);
-    request.body = absl::StrCat("grant_type=refresh_token&refresh_token=", UrlEncode(session.refresh_token),
-                                "&client_id=", UrlEncode(session.client_id));
+    request.body =
+        absl::StrCat("grant_type=refresh_token&refresh_token=", http::UrlEncode(session.refresh_token),
+                     "&client_id=", http::UrlEncode(session.client_id));
   }
   request.content_type = "application/x-www-form-urlencoded;charset=UTF-8";
   request.headers = {{"Accept", "application/json"}, {"User-Agent", user_agent_}};
   ++token_refreshes_;
-  FNA_ASSIGN_OR_RETURN(HttpResponse response,
+  FNA_ASSIGN_OR_RETURN(http::HttpResponse response,
                        Send(std::move(request), "POST openid-connect/token", deadline, Retries::kYes));
   if (!IsSuccess(response)) return ErrorFromResponse(response, "POST openid-connect/token");
   const Json body = Json::parse(response.body, nullptr, false);
@@ -550,18 +551,18 @@ absl::StatusOr<std::string> NeptuneClient::AccessToken(Session& session, absl::T
   return session.access_token;
 }
 
-absl::StatusOr<HttpResponse> NeptuneClient::AuthorizedCall(Session& session, HttpRequest request,
-                                                           absl::string_view what, absl::Time deadline,
-                                                           Retries retries) const {
+absl::StatusOr<http::HttpResponse> NeptuneClient::AuthorizedCall(Session& session, http::HttpRequest request,
+                                                                 absl::string_view what, absl::Time deadline,
+                                                                 Retries retries) const {
   for (bool refreshed = false;; refreshed = true) {
     FNA_ASSIGN_OR_RETURN(const std::string access, AccessToken(session, deadline));
-    HttpRequest attempt = request;
+    http::HttpRequest attempt = request;
     {
       std::lock_guard<std::mutex> lock(session.mu);  // known once authenticated
       attempt.url = absl::StrCat(session.ApiUrl(), request.url);
     }
     attempt.headers.push_back({"Authorization", absl::StrCat("Bearer ", access)});
-    FNA_ASSIGN_OR_RETURN(HttpResponse response, Send(std::move(attempt), what, deadline, retries));
+    FNA_ASSIGN_OR_RETURN(http::HttpResponse response, Send(std::move(attempt), what, deadline, retries));
     if (refreshed || !IsTokenExpired(response)) return response;
     ++expired_token_retries_;
     Log(LogLevel::kInfo, kComponent, "Neptune says the access token expired: refreshing it once",
@@ -577,13 +578,14 @@ absl::StatusOr<std::string> NeptuneClient::ProjectId(Session& session, const std
   const auto known = [&session, &project]()
                          ABSL_NO_THREAD_SAFETY_ANALYSIS { return session.projects.count(project) != 0; };
   const auto lookup = [&]() -> absl::Status {
-    HttpRequest request;
+    http::HttpRequest request;
     request.method = "GET";
-    request.url = absl::StrCat(kProjectPath, UrlEncode(project));
+    request.url = absl::StrCat(kProjectPath, http::UrlEncode(project));
     request.headers = {
         {"Accept", "application/json"}, {"User-Agent", user_agent_}, {"X-Neptune-LegacyClient", "false"}};
-    FNA_ASSIGN_OR_RETURN(HttpResponse response, AuthorizedCall(session, std::move(request),
-                                                               "GET projects/get", deadline, Retries::kYes));
+    FNA_ASSIGN_OR_RETURN(
+        http::HttpResponse response,
+        AuthorizedCall(session, std::move(request), "GET projects/get", deadline, Retries::kYes));
     if (response.status == 404) {
       return Annotate(
           ErrorFromResponse(response, "GET projects/get"),
@@ -626,7 +628,7 @@ absl::StatusOr<NeptuneClient::CachedRun> NeptuneClient::EnsureExperiment(Session
                  {"type", "run"},
                  {"customId", ref.custom_run_id},
                  {"cliVersion", options_.cli_version}};
-    HttpRequest request;
+    http::HttpRequest request;
     request.method = "POST";
     request.url = std::string(kExperimentsPath);
     request.headers = {{"Accept", "application/json"},
@@ -635,8 +637,9 @@ absl::StatusOr<NeptuneClient::CachedRun> NeptuneClient::EnsureExperiment(Session
                        {"X-Neptune-CliVersion", options_.cli_version}};
     request.content_type = "application/json";
     request.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
-    FNA_ASSIGN_OR_RETURN(HttpResponse response, AuthorizedCall(session, std::move(request),
-                                                               "POST experiments", deadline, Retries::kYes));
+    FNA_ASSIGN_OR_RETURN(
+        http::HttpResponse response,
+        AuthorizedCall(session, std::move(request), "POST experiments", deadline, Retries::kYes));
     if (response.status == 404) {
       std::lock_guard<std::mutex> lock(session.mu);
       session.projects.erase(ref.project);  // deleted and maybe re-created: look it up again next time
@@ -666,8 +669,8 @@ absl::StatusOr<NeptuneClient::CachedRun> NeptuneClient::EnsureExperiment(Session
       workspace = parts[0];
       name = parts[1];
     }
-    run.info.url = absl::StrCat(session.AppUrl(), "/", UrlEncode(workspace), "/", UrlEncode(name), "/e/",
-                                UrlEncode(run.info.run_id));
+    run.info.url = absl::StrCat(session.AppUrl(), "/", http::UrlEncode(workspace), "/", http::UrlEncode(name),
+                                "/e/", http::UrlEncode(run.info.run_id));
     run.last_used = clock_->Now();
     if (session.runs.size() >= options_.max_cached_runs) {
       // Forget the least recently used tenth; they are found again (by custom id) when needed.
@@ -694,15 +697,15 @@ absl::Status NeptuneClient::ExecuteOperations(Session& session, const RunRef& re
                                               const std::vector<nlohmann::ordered_json>& batches,
                                               absl::Time deadline) const {
   for (const nlohmann::ordered_json& batch : batches) {
-    HttpRequest request;
+    http::HttpRequest request;
     request.method = "POST";
-    request.url = absl::StrCat(kOperationsPath, UrlEncode(experiment_id));
+    request.url = absl::StrCat(kOperationsPath, http::UrlEncode(experiment_id));
     request.headers = {
         {"Accept", "application/json"}, {"User-Agent", user_agent_}, {"X-Neptune-LegacyClient", "false"}};
     request.content_type = "application/json";
     request.body = SerializeBatch(batch);
     FNA_ASSIGN_OR_RETURN(
-        HttpResponse response,
+        http::HttpResponse response,
         AuthorizedCall(session, std::move(request), "POST attributes/operations", deadline, Retries::kYes));
     if (response.status == 404) {
       std::lock_guard<std::mutex> lock(session.mu);
@@ -774,12 +777,13 @@ absl::Status NeptuneClient::Write(const RunRef& ref, const std::vector<Field>& f
 
 absl::Status NeptuneClient::Ping(const PingTarget& target, absl::Time deadline) const {
   FNA_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, SessionFor(target.ref.routing_rule));
-  HttpRequest request;
+  http::HttpRequest request;
   request.method = "POST";
-  request.url = absl::StrCat(kPingPath, UrlEncode(target.experiment_id));
+  request.url = absl::StrCat(kPingPath, http::UrlEncode(target.experiment_id));
   request.headers = {{"User-Agent", user_agent_}};
-  FNA_ASSIGN_OR_RETURN(HttpResponse response, AuthorizedCall(*session, std::move(request),
-                                                             "POST attributes/ping", deadline, Retries::kNo));
+  FNA_ASSIGN_OR_RETURN(
+      http::HttpResponse response,
+      AuthorizedCall(*session, std::move(request), "POST attributes/ping", deadline, Retries::kNo));
   if (!IsSuccess(response)) return ErrorFromResponse(response, "POST attributes/ping");
   return absl::OkStatus();
 }
@@ -815,9 +819,10 @@ std::string NeptuneClient::FallbackLink(const RunRef& ref) const {
     workspace = ref.project.substr(0, slash);
     project = ref.project.substr(slash + 1);
   }
-  return absl::StrCat(base, "/", UrlEncode(workspace), "/", UrlEncode(project), "?query=(",
-                      UrlEncode(absl::StrCat("`sys/custom_run_id`:string = \"", ref.custom_run_id, "\"")),
-                      ")&lbViewUnpacked=true");
+  return absl::StrCat(
+      base, "/", http::UrlEncode(workspace), "/", http::UrlEncode(project), "?query=(",
+      http::UrlEncode(absl::StrCat("`sys/custom_run_id`:string = \"", ref.custom_run_id, "\"")),
+      ")&lbViewUnpacked=true");
 }
 
 }  // namespace fna::neptune

@@ -16,7 +16,7 @@
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
 #include "agent/common/secret.h"
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 #include "agent/neptune/pinger.h"
 #include "agent/neptune/retry.h"
 #include "agent/neptune/tracker.h"
@@ -130,12 +130,12 @@ struct NeptuneClientStats {
 // Thread safety: safe for concurrent use, including concurrent calls for the same run. `transport` and
 // `clock` (not owned) must outlive the client; RunDue must not be running when the client is destroyed.
 //
-// Wiring (agent/main.cc): one HttplibTransport (options from the configuration and the proxy variables) and
-// one NeptuneClient for the process, a TokenSource reading the token file of each routing rule, and a
+// Wiring (agent/main.cc): one http::HttplibTransport (options from the configuration and the proxy variables)
+// and one NeptuneClient for the process, a TokenSource reading the token file of each routing rule, and a
 // PeriodicThread calling RunDue() about every second, stopped before the client is destroyed.
 class NeptuneClient final : public Tracker {
  public:
-  NeptuneClient(NeptuneClientOptions options, HttpTransport* transport, const Clock* clock);
+  NeptuneClient(NeptuneClientOptions options, http::HttpTransport* transport, const Clock* clock);
   ~NeptuneClient() override;
   NeptuneClient(const NeptuneClient&) = delete;
   NeptuneClient& operator=(const NeptuneClient&) = delete;
@@ -178,11 +178,12 @@ class NeptuneClient final : public Tracker {
 
   // Sends `request` (with the bearer token) under the retry policy, refreshing once on an expired token.
   // `request.url` is the path and query: the session's apiUrl goes in front once it is known.
-  absl::StatusOr<HttpResponse> AuthorizedCall(Session& session, HttpRequest request, absl::string_view what,
-                                              absl::Time deadline, Retries retries) const;
+  absl::StatusOr<http::HttpResponse> AuthorizedCall(Session& session, http::HttpRequest request,
+                                                    absl::string_view what, absl::Time deadline,
+                                                    Retries retries) const;
   // Sends `request` under the retry policy: returns the first response that is not retried, or an error.
-  absl::StatusOr<HttpResponse> Send(HttpRequest request, absl::string_view what, absl::Time deadline,
-                                    Retries retries) const;
+  absl::StatusOr<http::HttpResponse> Send(http::HttpRequest request, absl::string_view what,
+                                          absl::Time deadline, Retries retries) const;
 
   absl::StatusOr<std::string> ProjectId(Session& session, const std::string& project,
                                         absl::Time deadline) const;
@@ -196,7 +197,7 @@ class NeptuneClient final : public Tracker {
 
   const NeptuneClientOptions options_;
   const std::string user_agent_;
-  HttpTransport* const transport_;
+  http::HttpTransport* const transport_;
   const Clock* const clock_;
 
   mutable std::mutex mu_;

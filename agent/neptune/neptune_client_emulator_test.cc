@@ -1,5 +1,5 @@
 // The Neptune client against the strict Neptune 2.x emulator (tests/neptune_emulator): real HTTP(S) over
-// HttplibTransport, every request checked against Neptune's Swagger documents. One FakeClock drives the
+// http::HttplibTransport, every request checked against Neptune's Swagger documents. One FakeClock drives the
 // client, the transport's deadlines and the emulator's token expiry, so backoff waits take no time.
 
 #include <stdlib.h>
@@ -18,10 +18,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "agent/common/secret.h"
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 #include "agent/neptune/neptune_client.h"
-#include "agent/neptune/test_pki.h"
 #include "agent/testing/fake_clock.h"
+#include "agent/testing/test_pki.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -71,7 +71,7 @@ class EmulatorClientTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(NeptuneEmulator::Options()); }
 
-  void Start(NeptuneEmulator::Options options, HttplibTransportOptions transport_options = {}) {
+  void Start(NeptuneEmulator::Options options, http::HttplibTransportOptions transport_options = {}) {
     client_.reset();
     transport_.reset();
     emulator_.reset();
@@ -81,8 +81,8 @@ class EmulatorClientTest : public ::testing::Test {
     ASSERT_TRUE(emulator.ok()) << emulator.status();
     emulator_ = *std::move(emulator);
     token_ = emulator_->api_token();
-    absl::StatusOr<std::unique_ptr<HttplibTransport>> transport =
-        HttplibTransport::Create(std::move(transport_options), &clock_);
+    absl::StatusOr<std::unique_ptr<http::HttplibTransport>> transport =
+        http::HttplibTransport::Create(std::move(transport_options), &clock_);
     ASSERT_TRUE(transport.ok()) << transport.status();
     transport_ = *std::move(transport);
     client_ = NewClient();
@@ -106,7 +106,7 @@ class EmulatorClientTest : public ::testing::Test {
   FakeClock clock_;
   std::string token_;
   std::unique_ptr<NeptuneEmulator> emulator_;
-  std::unique_ptr<HttplibTransport> transport_;
+  std::unique_ptr<http::HttplibTransport> transport_;
   std::unique_ptr<NeptuneClient> client_;
 };
 
@@ -208,7 +208,7 @@ TEST_F(EmulatorClientTest, ConcurrentCreateRunsShareAHandfulOfConnections) {
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(ok.load(), kRuns);
   EXPECT_EQ(emulator_->Runs().size(), static_cast<size_t>(kRuns));
-  EXPECT_LE(emulator_->ConnectionCount(), 8);  // HttplibTransportOptions::max_connections_per_host
+  EXPECT_LE(emulator_->ConnectionCount(), 8);  // http::HttplibTransportOptions::max_connections_per_host
   EXPECT_LE(transport_->clients_created(), 8);
   EXPECT_EQ(emulator_->RequestCount("GET", "/api/backend/v1/authorization/oauth-token"), 1);
   EXPECT_EQ(emulator_->RequestCount("GET", "/api/backend/v1/projects/get"), 1);
@@ -307,7 +307,7 @@ class EmulatorTlsTest : public EmulatorClientTest {
     NeptuneEmulator::Options options;
     options.tls_cert_path = pki_.server_cert_file;
     options.tls_key_path = pki_.server_key_file;
-    HttplibTransportOptions transport_options;
+    http::HttplibTransportOptions transport_options;
     transport_options.ca_cert_file = ca_file;
     Start(std::move(options), std::move(transport_options));
   }

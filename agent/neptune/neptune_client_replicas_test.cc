@@ -1,6 +1,7 @@
-// Three agent replicas (three NeptuneClients, each over its own HttplibTransport) against one strict Neptune
-// emulator, with propeller's GetTask polls spread round-robin over them. One FakeClock drives the clients,
-// the transports and the emulator, so the emulator's request log carries the simulated time of every ping.
+// Three agent replicas (three NeptuneClients, each over its own http::HttplibTransport) against one strict
+// Neptune emulator, with propeller's GetTask polls spread round-robin over them. One FakeClock drives the
+// clients, the transports and the emulator, so the emulator's request log carries the simulated time of every
+// ping.
 
 #include <algorithm>
 #include <cstdint>
@@ -15,7 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/secret.h"
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 #include "agent/neptune/neptune_client.h"
 #include "agent/testing/fake_clock.h"
 #include "gtest/gtest.h"
@@ -73,8 +74,8 @@ class ReplicaPingTest : public ::testing::Test {
     emulator_ = *std::move(emulator);
     token_ = emulator_->api_token();
     for (int replica = 0; replica < kReplicas; ++replica) {
-      absl::StatusOr<std::unique_ptr<HttplibTransport>> transport =
-          HttplibTransport::Create(HttplibTransportOptions(), &clock_);
+      absl::StatusOr<std::unique_ptr<http::HttplibTransport>> transport =
+          http::HttplibTransport::Create(http::HttplibTransportOptions(), &clock_);
       ASSERT_TRUE(transport.ok()) << transport.status();
       transports_.push_back(*std::move(transport));
       NeptuneClientOptions client_options;
@@ -100,7 +101,7 @@ class ReplicaPingTest : public ::testing::Test {
   FakeClock clock_;
   std::string token_;
   std::unique_ptr<NeptuneEmulator> emulator_;
-  std::vector<std::unique_ptr<HttplibTransport>> transports_;
+  std::vector<std::unique_ptr<http::HttplibTransport>> transports_;
   std::vector<std::unique_ptr<NeptuneClient>> clients_;
 };
 

@@ -76,10 +76,10 @@ class NeptuneClientTest : public ::testing::Test {
   // Asserts that no request, header or body of the transport, and nothing in `text`, holds the API token
   // outside the X-Neptune-Api-Token header.
   void ExpectTokenOnlyInItsHeader() {
-    for (const HttpRequest& request : transport_.requests()) {
+    for (const http::HttpRequest& request : transport_.requests()) {
       EXPECT_THAT(request.url, Not(HasSubstr(token_)));
       EXPECT_THAT(request.body, Not(HasSubstr(token_)));
-      for (const HttpHeader& header : request.headers) {
+      for (const http::HttpHeader& header : request.headers) {
         if (header.name != "X-Neptune-Api-Token") {
           EXPECT_THAT(header.value, Not(HasSubstr(token_))) << header.name;
         }
@@ -103,7 +103,7 @@ TEST_F(NeptuneClientTest, CreateRunSendsTheLegacySequence) {
   EXPECT_EQ(info->url, "https://app.neptune.test/ws/proj/e/PROJ-1");
   EXPECT_THAT(transport_.RequestLines(), ElementsAre(kConfig, kExchange, kProject, kCreate, kOperations1));
 
-  const std::vector<HttpRequest> requests = transport_.requests();
+  const std::vector<http::HttpRequest> requests = transport_.requests();
   // The API token goes to clients/config (the bootstrap URL) and oauth-token (apiUrl) only.
   EXPECT_TRUE(absl::StartsWith(requests[0].url, "https://neptune.test/"));
   EXPECT_EQ(*FakeNeptuneTransport::Header(requests[0], "X-Neptune-Api-Token"), token_);
@@ -117,7 +117,7 @@ TEST_F(NeptuneClientTest, CreateRunSendsTheLegacySequence) {
               absl::StrCat("Bearer ", transport_.last_access_token()));
     EXPECT_EQ(*FakeNeptuneTransport::Header(requests[i], "X-Neptune-LegacyClient"), "false");
   }
-  for (const HttpRequest& request : requests) {
+  for (const http::HttpRequest& request : requests) {
     EXPECT_THAT(*FakeNeptuneTransport::Header(request, "User-Agent"), HasSubstr("flyte-neptune-agent/"));
   }
   EXPECT_EQ(FakeNeptuneTransport::Header(requests[1], "X-Neptune-LegacyClient"),
@@ -224,7 +224,7 @@ TEST_F(NeptuneClientTest, PingsCreatedRunsOncePerInterval) {
   clock_.Advance(absl::Seconds(10));
   EXPECT_EQ(client_->RunDue(), 1);
   EXPECT_THAT(transport_.RequestLines(), ElementsAre(kPing1, kPing1));
-  const HttpRequest ping = transport_.requests()[0];
+  const http::HttpRequest ping = transport_.requests()[0];
   EXPECT_TRUE(ping.body.empty());
   EXPECT_TRUE(ping.content_type.empty());
   EXPECT_EQ(FakeNeptuneTransport::Header(ping, "X-Neptune-LegacyClient"), nullptr);
@@ -242,7 +242,7 @@ TEST_F(NeptuneClientTest, RefreshesShortlyBeforeExpiry) {
   transport_.ClearRequests();
   ASSERT_TRUE(client_->Write(Ref("run-a"), {{"x", true}}, Deadline()).ok());
   EXPECT_THAT(transport_.RequestLines(), ElementsAre(kRefresh, HasSubstr("attributes/operations")));
-  const HttpRequest refresh = transport_.requests()[0];
+  const http::HttpRequest refresh = transport_.requests()[0];
   EXPECT_EQ(refresh.url, "https://api.neptune.test/auth/realms/neptune/protocol/openid-connect/token");
   EXPECT_EQ(refresh.content_type, "application/x-www-form-urlencoded;charset=UTF-8");
   EXPECT_EQ(*FakeNeptuneTransport::Header(refresh, "Accept"), "application/json");
@@ -334,7 +334,7 @@ TEST_F(NeptuneClientTest, ServiceUnavailableThreeTimesThenSuccess) {
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_THAT(transport_.RequestLines(),
               ElementsAre(kCreate, kCreate, kCreate, kCreate, HasSubstr("attributes/operations")));
-  const std::vector<HttpRequest> requests = transport_.requests();
+  const std::vector<http::HttpRequest> requests = transport_.requests();
   for (int i = 1; i < 4; ++i) EXPECT_EQ(requests[i].body, requests[0].body);  // the identical body resent
   EXPECT_EQ(client_->stats().retries, 3);
   EXPECT_EQ(clock_.Now() - start, absl::Milliseconds(250 + 500 + 1000));
@@ -426,7 +426,7 @@ TEST_F(NeptuneClientTest, EachAttemptCarriesTheDeadline) {
   transport_.Inject("clients/config", 1, absl::DeadlineExceededError("read timeout"));
   const absl::Time deadline = Deadline(absl::Minutes(5));
   ASSERT_TRUE(client_->CreateRun(Ref(), InitialFields(), deadline).ok());
-  const std::vector<HttpRequest> requests = transport_.requests();
+  const std::vector<http::HttpRequest> requests = transport_.requests();
   EXPECT_EQ(requests[0].deadline, deadline - absl::Minutes(5) + absl::Seconds(30));  // the attempt timeout
   EXPECT_LE(requests.back().deadline, deadline);
 }
@@ -450,7 +450,7 @@ TEST_F(NeptuneClientTest, LargeWritesAreSplitAndLimited) {
   fields.push_back({"huge", int64_t{1} << 40});
   fields.push_back({"text", std::string(20000, 'y')});
   ASSERT_TRUE(client_->Write(Ref(), fields, Deadline()).ok());
-  const std::vector<HttpRequest> requests = transport_.requests();
+  const std::vector<http::HttpRequest> requests = transport_.requests();
   ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(Json::parse(requests[0].body).size(), 1000u);
   EXPECT_EQ(Json::parse(requests[1].body).size(), 1000u);
@@ -523,7 +523,7 @@ TEST_F(NeptuneClientTest, ConfiguredHostWinsOverTheTokensAddress) {
   MakeClient(std::move(options));
   EXPECT_THAT(client_->FallbackLink(Ref()), testing::StartsWith("https://neptune.test/ws/proj?query="));
   ASSERT_TRUE(client_->CreateRun(Ref(), InitialFields(), Deadline()).ok());
-  for (const HttpRequest& request : transport_.requests()) {
+  for (const http::HttpRequest& request : transport_.requests()) {
     EXPECT_THAT(request.url, Not(HasSubstr("elsewhere"))) << request.url;
   }
   EXPECT_TRUE(

@@ -22,7 +22,7 @@
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
 #include "agent/common/secret.h"
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 #include "agent/neptune/neptune_client.h"
 #include "agent/neptune/token_files.h"
 #include "agent/sync/offline_sync.h"
@@ -125,12 +125,12 @@ int Main(const std::vector<std::string>& args) {
   }
 
   const Clock* clock = Clock::Real();
-  neptune::HttplibTransportOptions transport_options;
+  http::HttplibTransportOptions transport_options;
   transport_options.ca_cert_file = flags.ca_file;
   transport_options.https_proxy = EnvOr("HTTPS_PROXY");
   transport_options.http_proxy = EnvOr("HTTP_PROXY");
   transport_options.no_proxy = EnvOr("NO_PROXY");
-  auto transport = neptune::HttplibTransport::Create(transport_options, clock);
+  auto transport = http::HttplibTransport::Create(transport_options, clock);
   if (!transport.ok()) {
     std::cerr << "flyte-neptune-sync: " << transport.status().message() << "\n";
     return 2;

@@ -1,6 +1,6 @@
 // SyncOfflineRuns end to end: runs written by the real OfflineTracker, uploaded through a real NeptuneClient
-// over HttplibTransport into the strict Neptune emulator. One FakeClock drives everything, so backoff waits
-// take no time.
+// over http::HttplibTransport into the strict Neptune emulator. One FakeClock drives everything, so backoff
+// waits take no time.
 
 #include "agent/sync/offline_sync.h"
 
@@ -22,7 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/secret.h"
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 #include "agent/neptune/neptune_client.h"
 #include "agent/neptune/offline_tracker.h"
 #include "agent/testing/fake_clock.h"
@@ -104,7 +104,7 @@ class OfflineSyncTest : public ::testing::Test {
     ASSERT_TRUE(emulator.ok()) << emulator.status();
     emulator_ = *std::move(emulator);
     token_ = emulator_->api_token();
-    auto transport = neptune::HttplibTransport::Create({}, &clock_);
+    auto transport = http::HttplibTransport::Create({}, &clock_);
     ASSERT_TRUE(transport.ok()) << transport.status();
     transport_ = *std::move(transport);
     neptune::NeptuneClientOptions client_options;
@@ -151,7 +151,7 @@ class OfflineSyncTest : public ::testing::Test {
   std::unique_ptr<neptune::OfflineTracker> offline_;
   std::string token_;
   std::unique_ptr<NeptuneEmulator> emulator_;
-  std::unique_ptr<neptune::HttplibTransport> transport_;
+  std::unique_ptr<http::HttplibTransport> transport_;
   std::unique_ptr<neptune::NeptuneClient> client_;
 };
 

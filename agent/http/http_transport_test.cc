@@ -1,4 +1,4 @@
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -23,11 +23,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
-#include "agent/neptune/test_pki.h"
+#include "agent/testing/test_pki.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace fna::neptune {
+namespace fna::http {
 namespace {
 
 using ::testing::HasSubstr;
@@ -456,4 +456,4 @@ TEST(HttplibTransportTest, PlainHttpThroughAProxyUnlessNoProxy) {
 }
 
 }  // namespace
-}  // namespace fna::neptune
+}  // namespace fna::http

@@ -1,4 +1,4 @@
-#include "agent/neptune/http_transport.h"
+#include "agent/http/http_transport.h"
 
 #include <httplib.h>
 #include <unistd.h>
@@ -21,7 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 
-namespace fna::neptune {
+namespace fna::http {
 namespace {
 
 // "host" or "[v6]" as it goes into an authority.
@@ -319,4 +319,4 @@ absl::StatusOr<HttpResponse> HttplibTransport::Send(const HttpRequest& request) 
   return response;
 }
 
-}  // namespace fna::neptune
+}  // namespace fna::http

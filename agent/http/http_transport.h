@@ -1,5 +1,5 @@
-#ifndef FNA_AGENT_NEPTUNE_HTTP_TRANSPORT_H_
-#define FNA_AGENT_NEPTUNE_HTTP_TRANSPORT_H_
+#ifndef FNA_AGENT_HTTP_HTTP_TRANSPORT_H_
+#define FNA_AGENT_HTTP_HTTP_TRANSPORT_H_
 
 #include <condition_variable>
 #include <cstdint>
@@ -19,7 +19,7 @@ namespace httplib {
 class Client;
 }  // namespace httplib
 
-namespace fna::neptune {
+namespace fna::http {
 
 struct HttpHeader {
   std::string name;
@@ -166,6 +166,6 @@ class HttplibTransport final : public HttpTransport {
   int64_t clients_created_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace fna::neptune
+}  // namespace fna::http
 
-#endif  // FNA_AGENT_NEPTUNE_HTTP_TRANSPORT_H_
+#endif  // FNA_AGENT_HTTP_HTTP_TRANSPORT_H_

@@ -1,5 +1,5 @@
-#ifndef FNA_AGENT_NEPTUNE_TEST_PKI_H_
-#define FNA_AGENT_NEPTUNE_TEST_PKI_H_
+#ifndef FNA_AGENT_TESTING_TEST_PKI_H_
+#define FNA_AGENT_TESTING_TEST_PKI_H_
 
 // For tests only: a throw-away certificate authority and a server certificate it signed, written as PEM
 // files.
@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <string>
 
-namespace fna::neptune::testing {
+namespace fna::testing {
 
 struct TestPki {
   std::string ca_file;           // the CA's certificate
@@ -115,6 +115,6 @@ inline bool WriteTestPki(const std::string& directory, TestPki* pki) {
   return ok;
 }
 
-}  // namespace fna::neptune::testing
+}  // namespace fna::testing
 
-#endif  // FNA_AGENT_NEPTUNE_TEST_PKI_H_
+#endif  // FNA_AGENT_TESTING_TEST_PKI_H_
