@@ -12,7 +12,17 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
+namespace flyteidl::admin {
+class CreateTaskRequest;
+}  // namespace flyteidl::admin
+
 namespace fna::executor {
+
+// Which task attempt: its name and, for the Kubernetes executor, the namespace of its Pod.
+struct TaskRef {
+  std::string name;           // TaskSpec::name
+  std::string k8s_namespace;  // TaskSpec::k8s_namespace; ignored by the process executor
+};
 
 // What to run for one task attempt: TaskTemplate.container as propeller rendered it, plus the agent's
 // additions.
@@ -27,6 +37,14 @@ struct TaskSpec {
   std::string service_account;
   std::vector<std::pair<std::string, std::string>> labels;
   std::vector<std::pair<std::string, std::string>> annotations;
+  // The CreateTask request the spec was built from, for executors that build their own object from the whole
+  // template (the Kubernetes executor's Pod). Not owned; valid during Start only; may be null.
+  const flyteidl::admin::CreateTaskRequest* request = nullptr;
+  // The attempt's Neptune run, for user code to attach to (empty when tracking is disabled).
+  std::string neptune_project;
+  std::string custom_run_id;
+
+  TaskRef ref() const { return TaskRef{name, k8s_namespace}; }
 };
 
 enum class TaskState {
@@ -80,28 +98,28 @@ class Executor {
  public:
   virtual ~Executor() = default;
 
-  // Starts the task, or adopts the one already started under `spec.name`: CreateTask is delivered at least
+  // Starts the task, or adopts the one already started under `spec.ref()`: CreateTask is delivered at least
   // once, so a repeated Start never starts a second copy. InvalidArgument for a spec this executor cannot
   // run.
   virtual absl::Status Start(const TaskSpec& spec) = 0;
 
-  // The task's current status. NotFound when no task `name` exists (never started, or cleaned up).
-  virtual absl::StatusOr<TaskStatus> GetStatus(absl::string_view name) = 0;
+  // The task's current status. NotFound when `task` does not exist (never started, or cleaned up).
+  virtual absl::StatusOr<TaskStatus> GetStatus(const TaskRef& task) = 0;
 
   // Stops the task and everything it started. OK when the task is unknown or already finished. Idempotent.
-  virtual absl::Status Abort(absl::string_view name) = 0;
+  virtual absl::Status Abort(const TaskRef& task) = 0;
 
   // Records that the task's run has been finalized (clears any pending final write). Idempotent.
-  virtual absl::Status MarkRunFinalized(absl::string_view name) = 0;
+  virtual absl::Status MarkRunFinalized(const TaskRef& task) = 0;
 
   // Records a final write still to be done, as an opaque `record` (replacing any earlier one).
-  virtual absl::Status RecordPendingFinalWrite(absl::string_view name, absl::string_view record) = 0;
+  virtual absl::Status RecordPendingFinalWrite(const TaskRef& task, absl::string_view record) = 0;
 
   // The records of every task with a pending final write, for a restarted agent to resume.
   virtual absl::StatusOr<std::vector<std::string>> ListPendingFinalWrites() = 0;
 
-  // Reads the task's captured output. NotFound when no task `name` exists.
-  virtual absl::StatusOr<LogBatch> ReadLogs(absl::string_view name, const LogQuery& query) = 0;
+  // Reads the task's captured output. NotFound when `task` does not exist.
+  virtual absl::StatusOr<LogBatch> ReadLogs(const TaskRef& task, const LogQuery& query) = 0;
 };
 
 }  // namespace fna::executor

@@ -473,7 +473,8 @@ absl::StatusOr<TaskStatus> ProcessExecutor::RunStatus(absl::string_view name, co
   return status;
 }
 
-absl::StatusOr<TaskStatus> ProcessExecutor::GetStatus(absl::string_view name) {
+absl::StatusOr<TaskStatus> ProcessExecutor::GetStatus(const TaskRef& task) {
+  const absl::string_view name = task.name;
   FNA_ASSIGN_OR_RETURN(const std::string dir, ExistingTaskDir(name));
   FNA_ASSIGN_OR_RETURN(TaskStatus status, RunStatus(name, dir));
   FNA_ASSIGN_OR_RETURN(status.run_finalized, Exists(JoinPath(dir, kRunFinalizedFile)));
@@ -483,7 +484,8 @@ absl::StatusOr<TaskStatus> ProcessExecutor::GetStatus(absl::string_view name) {
   return status;
 }
 
-absl::Status ProcessExecutor::Abort(absl::string_view name) {
+absl::Status ProcessExecutor::Abort(const TaskRef& task) {
+  const absl::string_view name = task.name;
   absl::StatusOr<std::string> existing = ExistingTaskDir(name);
   if (absl::IsNotFound(existing.status())) return absl::OkStatus();
   FNA_RETURN_IF_ERROR(existing.status());
@@ -523,7 +525,8 @@ absl::Status ProcessExecutor::Abort(absl::string_view name) {
   return absl::OkStatus();
 }
 
-absl::Status ProcessExecutor::MarkRunFinalized(absl::string_view name) {
+absl::Status ProcessExecutor::MarkRunFinalized(const TaskRef& task) {
+  const absl::string_view name = task.name;
   FNA_ASSIGN_OR_RETURN(const std::string dir, ExistingTaskDir(name));
   FNA_ASSIGN_OR_RETURN(const UniqueFd lock, LockTrackingRecords(dir));
   FNA_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, kRunFinalizedFile), ""));
@@ -534,7 +537,8 @@ absl::Status ProcessExecutor::MarkRunFinalized(absl::string_view name) {
   return absl::OkStatus();
 }
 
-absl::Status ProcessExecutor::RecordPendingFinalWrite(absl::string_view name, absl::string_view record) {
+absl::Status ProcessExecutor::RecordPendingFinalWrite(const TaskRef& task, absl::string_view record) {
+  const absl::string_view name = task.name;
   FNA_ASSIGN_OR_RETURN(const std::string dir, ExistingTaskDir(name));
   FNA_ASSIGN_OR_RETURN(const UniqueFd lock, LockTrackingRecords(dir));
   FNA_ASSIGN_OR_RETURN(const bool finalized, Exists(JoinPath(dir, kRunFinalizedFile)));
@@ -563,7 +567,8 @@ absl::StatusOr<std::vector<std::string>> ProcessExecutor::ListPendingFinalWrites
   return records;
 }
 
-absl::StatusOr<LogBatch> ProcessExecutor::ReadLogs(absl::string_view name, const LogQuery& query) {
+absl::StatusOr<LogBatch> ProcessExecutor::ReadLogs(const TaskRef& task, const LogQuery& query) {
+  const absl::string_view name = task.name;
   FNA_ASSIGN_OR_RETURN(const std::string dir, ExistingTaskDir(name));
   if (query.max_bytes == 0) return absl::InvalidArgumentError("max_bytes must be positive");
   // Decided before the log is measured: a finished task's output is all there.

@@ -54,18 +54,18 @@ class ProcessExecutor final : public Executor {
   // kSucceeded; exit N kRetryableFailed with exit_code N; killed by signal S kRetryableFailed with exit_code
   // 128+S; not startable kFailed; aborted kAborted. A runner that died without a result: kRetryableFailed.
   // InvalidArgument for a malformed name.
-  absl::StatusOr<TaskStatus> GetStatus(absl::string_view name) override;
+  absl::StatusOr<TaskStatus> GetStatus(const TaskRef& task) override;
 
   // Signals the runner (SIGTERM) and returns at once; the task converges to kAborted after the grace period
   // at most. A task not launched yet is aborted on the spot and never launched. InvalidArgument for a
   // malformed name.
-  absl::Status Abort(absl::string_view name) override;
+  absl::Status Abort(const TaskRef& task) override;
 
   // NotFound for an unknown task.
-  absl::Status MarkRunFinalized(absl::string_view name) override;
+  absl::Status MarkRunFinalized(const TaskRef& task) override;
 
   // NotFound for an unknown task. A no-op once the run is finalized (a late writer must not resurrect it).
-  absl::Status RecordPendingFinalWrite(absl::string_view name, absl::string_view record) override;
+  absl::Status RecordPendingFinalWrite(const TaskRef& task, absl::string_view record) override;
 
   // The records in the order of the tasks' names.
   absl::StatusOr<std::vector<std::string>> ListPendingFinalWrites() override;
@@ -74,7 +74,7 @@ class ProcessExecutor final : public Executor {
   // line break unless the task has finished. Lines come without their break ("\n" or "\r\n"). The lines of a
   // batch, joined by line breaks, are at most `max_bytes` long; a longer line comes in pieces. Timestamps are
   // unknown. InvalidArgument for a malformed token or a zero max_bytes.
-  absl::StatusOr<LogBatch> ReadLogs(absl::string_view name, const LogQuery& query) override;
+  absl::StatusOr<LogBatch> ReadLogs(const TaskRef& task, const LogQuery& query) override;
 
  private:
   ProcessExecutor(std::string state_directory, std::string runner_path,

@@ -110,9 +110,9 @@ class ProcessExecutorTest : public ::testing::Test {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(state_, ec)) {
       const std::string name = entry.path().filename().string();
-      if (name[0] == '.' || !executor_->Abort(name).ok()) continue;
+      if (name[0] == '.' || !executor_->Abort({name}).ok()) continue;
       Eventually([&] {
-        const absl::StatusOr<TaskStatus> status = executor_->GetStatus(name);
+        const absl::StatusOr<TaskStatus> status = executor_->GetStatus({name});
         return !status.ok() || IsTerminal(status->state);
       });
       // The runner has exited (sanitizer reports included) once its lock is free.
@@ -138,7 +138,7 @@ class ProcessExecutorTest : public ::testing::Test {
   TaskStatus WaitForTerminal(Executor& executor, const std::string& name) {
     absl::StatusOr<TaskStatus> status;
     const bool done = Eventually([&] {
-      status = executor.GetStatus(name);
+      status = executor.GetStatus({name});
       return !status.ok() || IsTerminal(status->state);
     });
     EXPECT_TRUE(status.ok()) << status.status();
@@ -197,7 +197,7 @@ TEST_F(ProcessExecutorTest, EnvironmentIsTheInheritedVariablesThenTheSpecs) {
   }
   expected.push_back("FOO=bar");
   expected.push_back("DUP=second");
-  const absl::StatusOr<LogBatch> logs = executor_->ReadLogs("env", LogQuery());
+  const absl::StatusOr<LogBatch> logs = executor_->ReadLogs({"env"}, LogQuery());
   ASSERT_TRUE(logs.ok()) << logs.status();
   EXPECT_EQ(Lines(*logs), expected);
 }
@@ -252,11 +252,11 @@ TEST_F(ProcessExecutorTest, AbortKillsTheWholeProcessGroup) {
   const pid_t grandchild = ReadPid(work / "grandchild.pid");
   ASSERT_EQ(kill(child, 0), 0);
   ASSERT_EQ(kill(grandchild, 0), 0);
-  const absl::StatusOr<TaskStatus> running = executor_->GetStatus("abort-me");
+  const absl::StatusOr<TaskStatus> running = executor_->GetStatus({"abort-me"});
   ASSERT_TRUE(running.ok());
   EXPECT_EQ(running->state, TaskState::kRunning);
 
-  ASSERT_TRUE(executor_->Abort("abort-me").ok());
+  ASSERT_TRUE(executor_->Abort({"abort-me"}).ok());
   const TaskStatus status = WaitForTerminal("abort-me");
   EXPECT_EQ(status.state, TaskState::kAborted);
   EXPECT_EQ(status.message, "aborted");
@@ -266,7 +266,7 @@ TEST_F(ProcessExecutorTest, AbortKillsTheWholeProcessGroup) {
   EXPECT_EQ(errno, ESRCH);
   EXPECT_EQ(kill(grandchild, 0), -1);
   EXPECT_EQ(errno, ESRCH);
-  EXPECT_TRUE(executor_->Abort("abort-me").ok());
+  EXPECT_TRUE(executor_->Abort({"abort-me"}).ok());
   EXPECT_EQ(WaitForTerminal("abort-me").state, TaskState::kAborted);
 }
 
@@ -275,7 +275,7 @@ TEST_F(ProcessExecutorTest, AbortEscalatesToSigkillAfterTheGrace) {
   ASSERT_TRUE(executor_->Start(ShellTask("stubborn", "trap '' TERM; touch ready; exec sleep 1000")).ok());
   ASSERT_TRUE(Eventually([&] { return fs::exists(WorkDir("stubborn") / "ready"); }));
   const absl::Time aborted_at = absl::Now();
-  ASSERT_TRUE(executor_->Abort("stubborn").ok());
+  ASSERT_TRUE(executor_->Abort({"stubborn"}).ok());
   const TaskStatus status = WaitForTerminal("stubborn");
   EXPECT_EQ(status.state, TaskState::kAborted);
   EXPECT_EQ(status.exit_code, 128 + SIGKILL);
@@ -284,18 +284,18 @@ TEST_F(ProcessExecutorTest, AbortEscalatesToSigkillAfterTheGrace) {
 }
 
 TEST_F(ProcessExecutorTest, AbortOfUnknownOrFinishedTaskIsOk) {
-  EXPECT_TRUE(executor_->Abort("never-started").ok());
+  EXPECT_TRUE(executor_->Abort({"never-started"}).ok());
   ASSERT_TRUE(executor_->Start(ShellTask("done", "true")).ok());
   ASSERT_EQ(WaitForTerminal("done").state, TaskState::kSucceeded);
-  EXPECT_TRUE(executor_->Abort("done").ok());
+  EXPECT_TRUE(executor_->Abort({"done"}).ok());
   EXPECT_EQ(WaitForTerminal("done").state, TaskState::kSucceeded);
 }
 
 TEST_F(ProcessExecutorTest, UnknownTaskIsNotFound) {
-  EXPECT_EQ(executor_->GetStatus("unknown").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(executor_->ReadLogs("unknown", LogQuery()).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(executor_->MarkRunFinalized("unknown").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(executor_->RecordPendingFinalWrite("unknown", "r").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(executor_->GetStatus({"unknown"}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(executor_->ReadLogs({"unknown"}, LogQuery()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(executor_->MarkRunFinalized({"unknown"}).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(executor_->RecordPendingFinalWrite({"unknown"}, "r").code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(ProcessExecutorTest, RepeatedStartRunsOneProcess) {
@@ -337,13 +337,13 @@ TEST_F(ProcessExecutorTest, RestartedAgentSeesRunningAndFinishedTasks) {
   executor_.reset();
 
   executor_ = NewExecutor();
-  const absl::StatusOr<TaskStatus> running = executor_->GetStatus("waiting");
+  const absl::StatusOr<TaskStatus> running = executor_->GetStatus({"waiting"});
   ASSERT_TRUE(running.ok()) << running.status();
   EXPECT_EQ(running->state, TaskState::kRunning);
   EXPECT_TRUE(running->started_at.has_value());
   EXPECT_EQ(running->finished_at, std::nullopt);
   EXPECT_EQ(running->exit_code, std::nullopt);
-  const absl::StatusOr<TaskStatus> finished = executor_->GetStatus("finished");
+  const absl::StatusOr<TaskStatus> finished = executor_->GetStatus({"finished"});
   ASSERT_TRUE(finished.ok()) << finished.status();
   EXPECT_EQ(finished->state, TaskState::kRetryableFailed);
   EXPECT_EQ(finished->exit_code, 4);
@@ -359,7 +359,7 @@ TEST_F(ProcessExecutorTest, TaskNeverLaunchedIsPendingUntilTheNextStartLaunchesI
   const absl::Status failed = crashing->Start(spec);
   EXPECT_EQ(failed.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(failed.message(), HasSubstr("failed (exit code 1)"));
-  const absl::StatusOr<TaskStatus> pending = executor_->GetStatus("relaunch");
+  const absl::StatusOr<TaskStatus> pending = executor_->GetStatus({"relaunch"});
   ASSERT_TRUE(pending.ok()) << pending.status();
   EXPECT_EQ(pending->state, TaskState::kPending);
   EXPECT_EQ(pending->message, "not launched yet; a repeated Start launches it");
@@ -373,7 +373,7 @@ TEST_F(ProcessExecutorTest, AbortOfTaskNeverLaunchedKeepsItFromLaunching) {
   const std::unique_ptr<ProcessExecutor> crashing = NewExecutor(absl::Seconds(5), "/bin/false");
   const TaskSpec spec = ShellTask("never", absl::StrCat("echo run >> ", (root_ / "runs.txt").string()));
   ASSERT_FALSE(crashing->Start(spec).ok());
-  ASSERT_TRUE(executor_->Abort("never").ok());
+  ASSERT_TRUE(executor_->Abort({"never"}).ok());
   ASSERT_TRUE(executor_->Start(spec).ok());
   const TaskStatus status = WaitForTerminal("never");
   EXPECT_EQ(status.state, TaskState::kAborted);
@@ -410,7 +410,7 @@ TEST_F(ProcessExecutorTest, ReadLogsByTailAndToken) {
 
   LogQuery tail;
   tail.tail_lines = 2;
-  absl::StatusOr<LogBatch> batch = executor_->ReadLogs("logs", tail);
+  absl::StatusOr<LogBatch> batch = executor_->ReadLogs({"logs"}, tail);
   ASSERT_TRUE(batch.ok()) << batch.status();
   EXPECT_THAT(Lines(*batch), ElementsAre("l4", "l5"));
   EXPECT_EQ(batch->next_token, "16");
@@ -421,7 +421,7 @@ TEST_F(ProcessExecutorTest, ReadLogsByTailAndToken) {
   std::vector<std::vector<std::string>> batches;
   std::vector<std::string> tokens;
   for (;;) {
-    batch = executor_->ReadLogs("logs", query);
+    batch = executor_->ReadLogs({"logs"}, query);
     ASSERT_TRUE(batch.ok()) << batch.status();
     batches.push_back(Lines(*batch));
     tokens.push_back(batch->next_token);
@@ -433,7 +433,7 @@ TEST_F(ProcessExecutorTest, ReadLogsByTailAndToken) {
   EXPECT_THAT(tokens, ElementsAre("6", "13", "16"));
 
   query.token = "16";
-  batch = executor_->ReadLogs("logs", query);
+  batch = executor_->ReadLogs({"logs"}, query);
   ASSERT_TRUE(batch.ok()) << batch.status();
   EXPECT_THAT(Lines(*batch), IsEmpty());
   EXPECT_EQ(batch->next_token, "16");
@@ -444,7 +444,7 @@ TEST_F(ProcessExecutorTest, ReadLogsHoldsBackAPartialLineUntilTheTaskFinishes) {
   ASSERT_TRUE(executor_->Start(ShellTask("partial", absl::StrCat("printf 'a\\nb'; ", kWaitForGo))).ok());
   absl::StatusOr<LogBatch> batch;
   ASSERT_TRUE(Eventually([&] {
-    batch = executor_->ReadLogs("partial", LogQuery());
+    batch = executor_->ReadLogs({"partial"}, LogQuery());
     return !batch.ok() || !batch->lines.empty();
   }));
   ASSERT_TRUE(batch.ok()) << batch.status();
@@ -453,7 +453,7 @@ TEST_F(ProcessExecutorTest, ReadLogsHoldsBackAPartialLineUntilTheTaskFinishes) {
   EXPECT_FALSE(batch->complete);
   LogQuery tail;
   tail.tail_lines = 1;
-  batch = executor_->ReadLogs("partial", tail);
+  batch = executor_->ReadLogs({"partial"}, tail);
   ASSERT_TRUE(batch.ok()) << batch.status();
   EXPECT_THAT(Lines(*batch), ElementsAre("a"));
   EXPECT_FALSE(batch->complete);
@@ -462,12 +462,12 @@ TEST_F(ProcessExecutorTest, ReadLogsHoldsBackAPartialLineUntilTheTaskFinishes) {
   ASSERT_EQ(WaitForTerminal("partial").state, TaskState::kSucceeded);
   LogQuery rest;
   rest.token = "2";
-  batch = executor_->ReadLogs("partial", rest);
+  batch = executor_->ReadLogs({"partial"}, rest);
   ASSERT_TRUE(batch.ok()) << batch.status();
   EXPECT_THAT(Lines(*batch), ElementsAre("b"));
   EXPECT_EQ(batch->next_token, "3");
   EXPECT_TRUE(batch->complete);
-  batch = executor_->ReadLogs("partial", tail);
+  batch = executor_->ReadLogs({"partial"}, tail);
   ASSERT_TRUE(batch.ok()) << batch.status();
   EXPECT_THAT(Lines(*batch), ElementsAre("b"));
 }
@@ -480,7 +480,7 @@ TEST_F(ProcessExecutorTest, ReadLogsSplitsALineLongerThanMaxBytes) {
   std::vector<std::string> lines;
   std::vector<std::string> tokens;
   for (;;) {
-    const absl::StatusOr<LogBatch> batch = executor_->ReadLogs("long", query);
+    const absl::StatusOr<LogBatch> batch = executor_->ReadLogs({"long"}, query);
     ASSERT_TRUE(batch.ok()) << batch.status();
     for (std::string& line : Lines(*batch)) lines.push_back(std::move(line));
     tokens.push_back(batch->next_token);
@@ -496,35 +496,35 @@ TEST_F(ProcessExecutorTest, ReadLogsRejectsBadQueries) {
   ASSERT_EQ(WaitForTerminal("query").state, TaskState::kSucceeded);
   LogQuery query;
   query.token = "x";
-  EXPECT_EQ(executor_->ReadLogs("query", query).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(executor_->ReadLogs({"query"}, query).status().code(), absl::StatusCode::kInvalidArgument);
   query.token = "7";  // past the end of "hello\n"
-  EXPECT_EQ(executor_->ReadLogs("query", query).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(executor_->ReadLogs({"query"}, query).status().code(), absl::StatusCode::kInvalidArgument);
   query.token = "";
   query.max_bytes = 0;
-  EXPECT_EQ(executor_->ReadLogs("query", query).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(executor_->ReadLogs({"query"}, query).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(ProcessExecutorTest, PendingFinalWritesRoundTripUntilTheRunIsFinalized) {
   ASSERT_TRUE(executor_->Start(ShellTask("task-one", "true")).ok());
   ASSERT_TRUE(executor_->Start(ShellTask("task-two", "true")).ok());
-  ASSERT_TRUE(executor_->RecordPendingFinalWrite("task-two", "record two").ok());
-  ASSERT_TRUE(executor_->RecordPendingFinalWrite("task-one", "record one").ok());
-  ASSERT_TRUE(executor_->RecordPendingFinalWrite("task-one", "record one, again").ok());
+  ASSERT_TRUE(executor_->RecordPendingFinalWrite({"task-two"}, "record two").ok());
+  ASSERT_TRUE(executor_->RecordPendingFinalWrite({"task-one"}, "record one").ok());
+  ASSERT_TRUE(executor_->RecordPendingFinalWrite({"task-one"}, "record one, again").ok());
   absl::StatusOr<std::vector<std::string>> pending = executor_->ListPendingFinalWrites();
   ASSERT_TRUE(pending.ok()) << pending.status();
   EXPECT_THAT(*pending, ElementsAre("record one, again", "record two"));
-  absl::StatusOr<TaskStatus> status = executor_->GetStatus("task-one");
+  absl::StatusOr<TaskStatus> status = executor_->GetStatus({"task-one"});
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(status->pending_final_write, "record one, again");
   EXPECT_FALSE(status->run_finalized);
 
-  ASSERT_TRUE(executor_->MarkRunFinalized("task-one").ok());
-  ASSERT_TRUE(executor_->MarkRunFinalized("task-one").ok());
-  ASSERT_TRUE(executor_->RecordPendingFinalWrite("task-one", "too late").ok());
+  ASSERT_TRUE(executor_->MarkRunFinalized({"task-one"}).ok());
+  ASSERT_TRUE(executor_->MarkRunFinalized({"task-one"}).ok());
+  ASSERT_TRUE(executor_->RecordPendingFinalWrite({"task-one"}, "too late").ok());
   pending = executor_->ListPendingFinalWrites();
   ASSERT_TRUE(pending.ok()) << pending.status();
   EXPECT_THAT(*pending, ElementsAre("record two"));
-  status = executor_->GetStatus("task-one");
+  status = executor_->GetStatus({"task-one"});
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_TRUE(status->run_finalized);
   EXPECT_EQ(status->pending_final_write, std::nullopt);
@@ -541,7 +541,7 @@ TEST_F(ProcessExecutorTest, InvalidSpecsAreRejected) {
        {std::string(""), std::string("Upper"), std::string("-lead"), std::string("trail-"),
         std::string("a_b"), std::string("a.b"), std::string("../escape"), std::string(51, 'a')}) {
     EXPECT_EQ(executor_->Start(ShellTask(name, "true")).code(), absl::StatusCode::kInvalidArgument) << name;
-    EXPECT_EQ(executor_->GetStatus(name).status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_EQ(executor_->GetStatus({name}).status().code(), absl::StatusCode::kInvalidArgument) << name;
   }
   TaskSpec spec = ShellTask("valid", "true");
   spec.argv.clear();

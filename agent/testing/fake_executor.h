@@ -36,18 +36,18 @@ class FakeExecutor final : public executor::Executor {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<executor::TaskStatus> GetStatus(absl::string_view name) override {
+  absl::StatusOr<executor::TaskStatus> GetStatus(const executor::TaskRef& task) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!status_error_.ok()) return status_error_;
-    auto it = tasks_.find(std::string(name));
-    if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", name));
+    auto it = tasks_.find(task.name);
+    if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", task.name));
     return it->second.status;
   }
 
-  absl::Status Abort(absl::string_view name) override {
+  absl::Status Abort(const executor::TaskRef& task) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!abort_error_.ok()) return abort_error_;
-    auto it = tasks_.find(std::string(name));
+    auto it = tasks_.find(task.name);
     if (it == tasks_.end()) return absl::OkStatus();
     ++it->second.aborts;
     if (!executor::IsTerminal(it->second.status.state)) {
@@ -57,19 +57,19 @@ class FakeExecutor final : public executor::Executor {
     return absl::OkStatus();
   }
 
-  absl::Status MarkRunFinalized(absl::string_view name) override {
+  absl::Status MarkRunFinalized(const executor::TaskRef& task) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = tasks_.find(std::string(name));
-    if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", name));
+    auto it = tasks_.find(task.name);
+    if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", task.name));
     it->second.status.run_finalized = true;
     it->second.status.pending_final_write.reset();
     return absl::OkStatus();
   }
 
-  absl::Status RecordPendingFinalWrite(absl::string_view name, absl::string_view record) override {
+  absl::Status RecordPendingFinalWrite(const executor::TaskRef& task, absl::string_view record) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = tasks_.find(std::string(name));
-    if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", name));
+    auto it = tasks_.find(task.name);
+    if (it == tasks_.end()) return absl::NotFoundError(absl::StrCat("no task ", task.name));
     it->second.status.pending_final_write = std::string(record);
     return absl::OkStatus();
   }
@@ -83,10 +83,10 @@ class FakeExecutor final : public executor::Executor {
     return records;
   }
 
-  absl::StatusOr<executor::LogBatch> ReadLogs(absl::string_view name,
+  absl::StatusOr<executor::LogBatch> ReadLogs(const executor::TaskRef& task,
                                               const executor::LogQuery& query) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (tasks_.count(std::string(name)) == 0) return absl::NotFoundError(absl::StrCat("no task ", name));
+    if (tasks_.count(task.name) == 0) return absl::NotFoundError(absl::StrCat("no task ", task.name));
     return executor::LogBatch{};
   }
 

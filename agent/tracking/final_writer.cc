@@ -8,6 +8,7 @@
 #include "agent/common/status_macros.h"
 #include "agent/tracking/fields.h"
 #include "agent/tracking/log_fields.h"
+#include "agent/tracking/resource_meta.h"
 
 namespace fna::tracking {
 
@@ -53,7 +54,7 @@ absl::Status FinalWriter::Attempt(const FinalWrite& write) {
                       deadline)
           .status());
   FNA_RETURN_IF_ERROR(tracker_->Write(ref, FinalFields(meta, write.outcome()), deadline));
-  return executor_->MarkRunFinalized(meta.execution_id());
+  return executor_->MarkRunFinalized(TaskRefOf(meta));
 }
 
 size_t FinalWriter::RunDue() {

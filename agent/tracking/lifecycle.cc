@@ -127,7 +127,7 @@ absl::StatusOr<std::string> TaskLifecycle::Create(const flyteidl::admin::CreateT
     return bytes;
   }
   std::string working_directory;
-  if (auto status = executor_->GetStatus(identity.execution_id); status.ok()) {
+  if (auto status = executor_->GetStatus(spec.ref()); status.ok()) {
     working_directory = status->working_directory;
   }
   const RunLink link = EnsureRun(meta, working_directory);
@@ -176,7 +176,7 @@ absl::Status TaskLifecycle::WriteOutcome(const ResourceMeta& meta, const RunOutc
   FNA_RETURN_IF_ERROR(tracker_->Write(RefOf(meta), FinalFields(meta, outcome), Deadline()));
   LogFields fields = ResourceLogFields(meta);
   fields.emplace_back("phase", outcome.phase());
-  if (absl::Status marked = executor_->MarkRunFinalized(meta.execution_id()); !marked.ok()) {
+  if (absl::Status marked = executor_->MarkRunFinalized(TaskRefOf(meta)); !marked.ok()) {
     // The run is complete; a later GetTask writes the same final fields again, which is harmless.
     fields.emplace_back("error", std::string(marked.message()));
     Log(LogLevel::kWarning, "lifecycle", "run finalized, but the executor could not record it", fields);
@@ -193,8 +193,7 @@ void TaskLifecycle::HandOff(const ResourceMeta& meta, const RunOutcome& outcome,
   LogFields fields = ResourceLogFields(meta);
   fields.emplace_back("phase", outcome.phase());
   fields.emplace_back("error", std::string(why.message()));
-  if (absl::Status recorded =
-          executor_->RecordPendingFinalWrite(meta.execution_id(), write.SerializeAsString());
+  if (absl::Status recorded = executor_->RecordPendingFinalWrite(TaskRefOf(meta), write.SerializeAsString());
       !recorded.ok()) {
     fields.emplace_back("record_error", std::string(recorded.message()));
   }
@@ -230,7 +229,7 @@ absl::StatusOr<flyteidl::admin::Resource> TaskLifecycle::Get(const flyteidl::adm
   FNA_RETURN_IF_ERROR(CheckTaskType(TaskTypeOf(request.task_category(), request.task_type())));
   FNA_ASSIGN_OR_RETURN(ResourceMeta meta, DecodeResourceMeta(request.resource_meta()));
   TaskStatus status;
-  if (auto read = executor_->GetStatus(meta.execution_id()); read.ok()) {
+  if (auto read = executor_->GetStatus(TaskRefOf(meta)); read.ok()) {
     status = *std::move(read);
   } else if (absl::IsNotFound(read.status())) {
     status.state = TaskState::kRetryableFailed;
@@ -287,7 +286,7 @@ absl::Status TaskLifecycle::Delete(const flyteidl::admin::DeleteTaskRequest& req
   FNA_RETURN_IF_ERROR(CheckTaskType(TaskTypeOf(request.task_category(), request.task_type())));
   FNA_ASSIGN_OR_RETURN(ResourceMeta meta, DecodeResourceMeta(request.resource_meta()));
   LogFields fields = ResourceLogFields(meta);
-  auto read = executor_->GetStatus(meta.execution_id());
+  auto read = executor_->GetStatus(TaskRefOf(meta));
   if (absl::IsNotFound(read.status())) {
     Log(LogLevel::kInfo, "lifecycle", "abort of an unknown task: nothing to do", fields);
     return absl::OkStatus();
@@ -302,7 +301,7 @@ absl::Status TaskLifecycle::Delete(const flyteidl::admin::DeleteTaskRequest& req
     if (status.run_finalized || meta.settings().disabled()) return absl::OkStatus();
     outcome = OutcomeOf(meta, status);  // it finished before the abort arrived: record what really happened
   } else {
-    if (absl::Status aborted = executor_->Abort(meta.execution_id()); !aborted.ok()) {
+    if (absl::Status aborted = executor_->Abort(TaskRefOf(meta)); !aborted.ok()) {
       return absl::UnavailableError(
           absl::StrCat("cannot abort task ", meta.execution_id(), ": ", aborted.message()));
     }
@@ -319,7 +318,7 @@ absl::Status TaskLifecycle::Delete(const flyteidl::admin::DeleteTaskRequest& req
 absl::StatusOr<executor::LogBatch> TaskLifecycle::ReadLogs(absl::string_view resource_meta,
                                                            const executor::LogQuery& query) {
   FNA_ASSIGN_OR_RETURN(ResourceMeta meta, DecodeResourceMeta(resource_meta));
-  return executor_->ReadLogs(meta.execution_id(), query);
+  return executor_->ReadLogs(TaskRefOf(meta), query);
 }
 
 }  // namespace fna::tracking

@@ -42,4 +42,8 @@ absl::StatusOr<ResourceMeta> DecodeResourceMeta(absl::string_view bytes) {
   return meta;
 }
 
+executor::TaskRef TaskRefOf(const ResourceMeta& meta) {
+  return executor::TaskRef{meta.execution_id(), meta.ids().namespace_()};
+}
+
 }  // namespace fna::tracking

@@ -5,6 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "agent/executor/executor.h"
 #include "fna/resource_meta.pb.h"
 
 namespace fna::tracking {
@@ -22,6 +23,9 @@ absl::StatusOr<std::string> EncodeResourceMeta(ResourceMeta meta);
 // Parses bytes written by any version of this agent. InvalidArgument, with a message a Flyte user can act on,
 // for bytes that are not a resource_meta of this agent (corrupt, or from another agent).
 absl::StatusOr<ResourceMeta> DecodeResourceMeta(absl::string_view bytes);
+
+// The executor's handle on the attempt: its execution id, in the execution's namespace.
+executor::TaskRef TaskRefOf(const ResourceMeta& meta);
 
 }  // namespace fna::tracking
 

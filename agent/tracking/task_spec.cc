@@ -50,7 +50,10 @@ absl::StatusOr<executor::TaskSpec> BuildTaskSpec(const flyteidl::admin::CreateTa
   if (!meta.settings().disabled()) {
     spec.env.emplace_back("NEPTUNE_PROJECT", meta.settings().project());
     spec.env.emplace_back("NEPTUNE_CUSTOM_RUN_ID", meta.custom_run_id());
+    spec.neptune_project = meta.settings().project();
+    spec.custom_run_id = meta.custom_run_id();
   }
+  spec.request = &request;
 
   spec.k8s_namespace = metadata.namespace_();
   spec.service_account = metadata.k8s_service_account();

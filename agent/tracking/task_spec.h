@@ -16,7 +16,8 @@ std::string RawOutputPrefixFromArgs(const flyteidl::core::Container& container);
 // What the executor runs for a task: the container's command and rendered args, and its environment, in order
 // (later entries win): the template's env, the execution's env, the FLYTE_INTERNAL_* ids pyflyte-execute
 // reads, FLYTE_ATTEMPT_NUMBER, and, unless tracking is disabled, NEPTUNE_PROJECT and NEPTUNE_CUSTOM_RUN_ID so
-// that neptune.init_run() in user code attaches to the agent's run. Never a token. Pure. InvalidArgument for
+// that neptune.init_run() in user code attaches to the agent's run. Never a token. Pure; the spec points to
+// `request`, which must outlive its use. InvalidArgument for
 // a container with nothing to run.
 absl::StatusOr<executor::TaskSpec> BuildTaskSpec(const flyteidl::admin::CreateTaskRequest& request,
                                                  const ResourceMeta& meta);
