@@ -15,10 +15,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
+#include "agent/common/retry.h"
 #include "agent/common/secret.h"
 #include "agent/http/http_transport.h"
 #include "agent/neptune/pinger.h"
-#include "agent/neptune/retry.h"
 #include "agent/neptune/tracker.h"
 #include "nlohmann/json.hpp"
 

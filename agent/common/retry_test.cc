@@ -1,11 +1,11 @@
-#include "agent/neptune/retry.h"
+#include "agent/common/retry.h"
 
 #include <optional>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
-namespace fna::neptune {
+namespace fna {
 namespace {
 
 TEST(BackoffTest, DoublesUpToTheCapWithoutJitterAtMidpoint) {
@@ -47,4 +47,4 @@ TEST(RetryAfterTest, HttpDates) {
 }
 
 }  // namespace
-}  // namespace fna::neptune
+}  // namespace fna

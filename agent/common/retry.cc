@@ -1,4 +1,4 @@
-#include "agent/neptune/retry.h"
+#include "agent/common/retry.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace fna::neptune {
+namespace fna {
 
 absl::Duration Backoff(const RetryOptions& options, int retry, double random) {
   const double factor = std::pow(std::max(options.multiplier, 1.0), std::min(retry, 62));
@@ -46,4 +46,4 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Tim
   return std::nullopt;
 }
 
-}  // namespace fna::neptune
+}  // namespace fna

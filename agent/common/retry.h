@@ -1,5 +1,5 @@
-#ifndef FNA_AGENT_NEPTUNE_RETRY_H_
-#define FNA_AGENT_NEPTUNE_RETRY_H_
+#ifndef FNA_AGENT_COMMON_RETRY_H_
+#define FNA_AGENT_COMMON_RETRY_H_
 
 #include <functional>
 #include <optional>
@@ -7,10 +7,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace fna::neptune {
+namespace fna {
 
-// Capped exponential backoff with jitter for the calls to Neptune (neptune-protocol.md §3.12, without the
-// Python client's 60 s budget: every call is bounded by its caller's deadline instead).
+// Capped exponential backoff with jitter for outbound calls (Neptune: neptune-protocol.md §3.12, without the
+// Python client's 60 s budget; S3 and STS). Every call is bounded by its caller's deadline instead of a
+// budget.
 struct RetryOptions {
   // The wait before retry n (0-based) is min(initial_backoff * multiplier^n, max_backoff), scaled by a
   // uniform factor in [1 - jitter, 1 + jitter].
@@ -31,6 +32,6 @@ absl::Duration Backoff(const RetryOptions& options, int retry, double random);
 // zero. std::nullopt when the value is neither.
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now);
 
-}  // namespace fna::neptune
+}  // namespace fna
 
-#endif  // FNA_AGENT_NEPTUNE_RETRY_H_
+#endif  // FNA_AGENT_COMMON_RETRY_H_
