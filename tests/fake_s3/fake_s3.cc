@@ -278,6 +278,7 @@ class FakeS3::Impl {
 
   absl::Status Start() {
     server_.set_keep_alive_max_count(1000);
+    server_.set_tcp_nodelay(true);  // inherited by accepted sockets: no Nagle/delayed-ACK stall per answer
     const auto s3 = [this](const httplib::Request& req, httplib::Response& res) { HandleS3(req, res); };
     server_.Get(R"([\s\S]*)", s3);
     server_.Post(R"([\s\S]*)", [this, s3](const httplib::Request& req, httplib::Response& res) {
@@ -379,13 +380,16 @@ bool FakeS3::Impl::Fault(const httplib::Request& req, httplib::Response& res, Re
     faults_.pop_front();
   }
   if (status == 0) {
+    record.status = 0;
+    {
+      // Recorded before the client can see the connection close.
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(std::move(record));
+    }
     ShutdownSockets(req.local_port, req.remote_port);
     // httplib's write of this answer now fails, and it closes the connection.
     res.status = 500;
     res.set_header("Connection", "close");
-    record.status = 0;
-    std::lock_guard<std::mutex> lock(mu_);
-    requests_.push_back(std::move(record));
     return true;
   }
   const bool sts = record.service == "sts";
@@ -570,7 +574,8 @@ Answer FakeS3::Impl::GetObject(const httplib::Request& req, const RecordedReques
       {"Last-Modified", absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", object.modified, absl::UTCTimeZone())}};
   const uint64_t size = object.bytes.size();
   // One range, "bytes=first-[last]" or "bytes=-suffix"; S3 ignores other forms and answers the whole object.
-  absl::string_view range = req.get_header_value("Range");
+  const std::string range_header = req.get_header_value("Range");
+  absl::string_view range = range_header;
   if (req.method == "GET" && absl::ConsumePrefix(&range, "bytes=") && !absl::StrContains(range, ',')) {
     const std::pair<absl::string_view, absl::string_view> bounds =
         absl::StrSplit(range, absl::MaxSplits('-', 1));
