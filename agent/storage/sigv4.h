@@ -6,12 +6,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/secret.h"
 #include "agent/http/http_transport.h"
 
-// AWS Signature Version 4 (header-based), as S3 and STS check it. Pure: no I/O, time is an argument.
+// AWS Signature Version 4 (header-based), as S3 checks it. Pure functions (no I/O; time is an argument), safe
+// to call from any thread.
 namespace fna::storage {
 
 // The hex SHA-256 of an empty body: the payload hash of a bodiless GET or HEAD.
