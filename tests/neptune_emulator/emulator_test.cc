@@ -29,6 +29,7 @@
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "tests/neptune_emulator/swagger_validator.h"
+#include "tests/neptune_emulator/websocket.h"
 
 extern char** environ;
 
@@ -1055,6 +1056,53 @@ TEST(EmulatorTlsTest, ServesHttpsWithASelfSignedCertificate) {
   untrusting.set_ca_cert_path("/nonexistent.pem");
   untrusting.enable_server_certificate_verification(true);
   EXPECT_FALSE(untrusting.Get(kConfigPath));
+}
+
+// RFC 6455 pieces of the signal websocket.
+
+constexpr char kWsKey[] = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455 §1.3
+constexpr char kWsAccept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+TEST(WebSocketTest, AcceptKeyOfTheRfcExample) {
+  EXPECT_EQ(WebSocketAccept(kWsKey), kWsAccept);
+  EXPECT_TRUE(IsValidWebSocketKey(kWsKey));
+  EXPECT_FALSE(IsValidWebSocketKey("dGhlIHNhbXBsZSBub25jZQ"));  // unpadded
+  EXPECT_FALSE(IsValidWebSocketKey("c2hvcnQ="));                // 5 bytes
+  EXPECT_FALSE(IsValidWebSocketKey(""));
+}
+
+TEST(WebSocketTest, ServerFramesAreUnmaskedWithTheShortestLength) {
+  EXPECT_EQ(ServerFrame(kWsText, ""), std::string("\x81\x00", 2));
+  EXPECT_EQ(ServerFrame(kWsText, "{}"), "\x81\x02{}");
+  EXPECT_EQ(ServerFrame(kWsText, std::string(125, 'a')).substr(0, 2), "\x81\x7d");
+  EXPECT_EQ(ServerFrame(kWsText, std::string(126, 'a')).substr(0, 4), std::string("\x81\x7e\x00\x7e", 4));
+  EXPECT_EQ(ServerFrame(kWsText, std::string(65536, 'a')).substr(0, 10),
+            std::string("\x81\x7f\x00\x00\x00\x00\x00\x01\x00\x00", 10));
+  EXPECT_EQ(ServerFrame(kWsText, std::string(65536, 'a')).size(), 65546u);
+  EXPECT_EQ(CloseFrame(kWsCloseGoingAway), "\x88\x02\x03\xe9");
+  EXPECT_EQ(CloseFrame(0), std::string("\x88\x00", 2));
+}
+
+TEST(WebSocketTest, ParsesMaskedClientFramesAndRefusesBadOnes) {
+  // RFC 6455 §5.7: a masked "Hello", then half of another frame.
+  const std::string hello("\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 11);
+  ClientFrame frame;
+  size_t used = 0;
+  ASSERT_EQ(ParseClientFrame(hello + "\x89", 1024, &frame, &used), FrameParse::kFrame);
+  EXPECT_EQ(used, hello.size());
+  EXPECT_TRUE(frame.fin);
+  EXPECT_EQ(frame.opcode, kWsText);
+  EXPECT_EQ(frame.payload, "Hello");
+  for (size_t n = 0; n < hello.size(); ++n)
+    EXPECT_EQ(ParseClientFrame(hello.substr(0, n), 1024, &frame, &used), FrameParse::kIncomplete) << n;
+  EXPECT_EQ(ParseClientFrame("\x81\x05Hello", 1024, &frame, &used), FrameParse::kProtocolError);  // unmasked
+  EXPECT_EQ(ParseClientFrame("\xc1\x80xxxx", 1024, &frame, &used), FrameParse::kProtocolError);   // RSV1
+  EXPECT_EQ(ParseClientFrame("\x83\x80xxxx", 1024, &frame, &used), FrameParse::kProtocolError);   // opcode 3
+  EXPECT_EQ(ParseClientFrame("\x09\x80xxxx", 1024, &frame, &used),
+            FrameParse::kProtocolError);  // fragmented ping
+  EXPECT_EQ(ParseClientFrame(std::string("\x89\xfe\x00\x7e", 4), 1024, &frame, &used),
+            FrameParse::kProtocolError);  // 126 B ping
+  EXPECT_EQ(ParseClientFrame("\x82\xfe\x04\x01", 1024, &frame, &used), FrameParse::kTooBig);
 }
 
 TEST(EmulatorBinaryTest, PrintsItsPortAndTokenAndStopsOnSigterm) {
