@@ -2,6 +2,11 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +31,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/neptune_emulator/swagger_validator.h"
 #include "tests/neptune_emulator/tokens.h"
+#include "tests/neptune_emulator/websocket.h"
 
 #ifndef FNA_NEPTUNE_DEFAULT_SPECS_DIR
 #define FNA_NEPTUNE_DEFAULT_SPECS_DIR "../shared/specs/neptune-2x"
@@ -41,6 +47,7 @@ constexpr absl::string_view kBackendSwaggerPath = "/api/backend/swagger.json";
 constexpr absl::string_view kLeaderboardSwaggerPath = "/api/leaderboard/swagger.json";
 constexpr absl::string_view kTokenSuffix = "/protocol/openid-connect/token";
 constexpr absl::string_view kDiscoverySuffix = "/.well-known/openid-configuration";
+constexpr absl::string_view kSignalPrefix = "/api/notifications/v1/runs/";
 constexpr char kRedacted[] = "[REDACTED]";
 
 // The TCP connection the current server thread is serving (set by ConnectionTaskQueue): its id, and whether
@@ -53,6 +60,7 @@ struct Reply {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  std::string upgrade_run;  // set with status 101: serve this run's signal socket (ServeSignalSocket)
 };
 
 Reply JsonReply(int status, const json& body) {
@@ -233,6 +241,128 @@ void WriteReply(const Reply& reply, httplib::Response& res) {
   }
 }
 
+bool HasToken(absl::string_view header_value, absl::string_view token) {
+  for (absl::string_view t : absl::StrSplit(header_value, ',')) {
+    if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(t), token)) return true;
+  }
+  return false;
+}
+
+// RFC 6455 §4.2.1: whether a GET is a websocket opening handshake; the error reply when it is not. An
+// unsupported version is 426 naming the supported one (§4.4). Origin, subprotocols and extensions are not
+// checked: none is negotiated.
+std::optional<Reply> CheckOpeningHandshake(const httplib::Request& req) {
+  if (req.version != "HTTP/1.1") return ErrorReply(400, "An opening handshake needs HTTP/1.1");
+  if (req.get_header_value("Host").empty()) return ErrorReply(400, "header.Host: required");
+  if (!HasToken(req.get_header_value("Upgrade"), "websocket"))
+    return ErrorReply(400, "header.Upgrade: expected \"websocket\"");
+  if (!HasToken(req.get_header_value("Connection"), "Upgrade"))
+    return ErrorReply(400, "header.Connection: expected \"Upgrade\"");
+  const std::string version = req.get_header_value("Sec-WebSocket-Version");
+  if (version.empty()) return ErrorReply(400, "header.Sec-WebSocket-Version: required");
+  if (version != "13") {
+    Reply r = ErrorReply(426, absl::StrCat("header.Sec-WebSocket-Version: ", version, " is not supported"));
+    r.headers.emplace_back("Sec-WebSocket-Version", "13");
+    return r;
+  }
+  if (!IsValidWebSocketKey(req.get_header_value("Sec-WebSocket-Key")))
+    return ErrorReply(400, "header.Sec-WebSocket-Key: expected the base64 of 16 bytes");
+  return std::nullopt;
+}
+
+// Close codes an endpoint may send (RFC 6455 §7.4; 1004-1006 and 1015 are reserved or never sent).
+bool IsSendableCloseCode(int code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+// A write to a signal socket that cannot proceed for this long fails, and the socket is closed.
+constexpr int kSocketWriteTimeoutMs = 5000;
+// Longest client frame payload accepted (the real client sends only control frames).
+constexpr uint64_t kMaxClientPayload = 1 << 20;
+constexpr ssize_t kWouldBlock = -2;
+
+// The bytes of an upgraded connection: through its TLS session when there is one, else on the socket. The
+// socket is made non-blocking. With TLS, SIGPIPE is blocked in this thread while the object lives (OpenSSL
+// writes with write(2), which raises it on a connection the client has closed) and a pending one is consumed
+// at the end. Used only by the thread serving the connection, while httplib waits in the handler.
+class SocketIo {
+ public:
+  SocketIo(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {
+    fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
+    if (ssl_ != nullptr) {
+      sigemptyset(&sigpipe_);
+      sigaddset(&sigpipe_, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &sigpipe_, &old_mask_);
+    }
+  }
+  ~SocketIo() {
+    if (ssl_ == nullptr) return;
+    const timespec zero = {0, 0};
+    while (sigtimedwait(&sigpipe_, nullptr, &zero) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+  }
+  SocketIo(const SocketIo&) = delete;
+  SocketIo& operator=(const SocketIo&) = delete;
+
+  int fd() const { return fd_; }
+  // Whether decrypted bytes wait in the TLS session (poll() cannot see them).
+  bool Pending() const { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
+
+  // > 0: bytes read; 0: end of stream; kWouldBlock; -1: error.
+  ssize_t Read(char* buffer, size_t size) {
+    if (ssl_ == nullptr) {
+      const ssize_t n = recv(fd_, buffer, size, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return kWouldBlock;
+      return n;
+    }
+    ERR_clear_error();
+    const int n = SSL_read(ssl_, buffer, static_cast<int>(size));
+    if (n > 0) return n;
+    const int error = SSL_get_error(ssl_, n);
+    if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return kWouldBlock;
+    return error == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+  }
+
+  // Writes all of `data`; false on an error or when no progress is possible for kSocketWriteTimeoutMs.
+  bool WriteAll(absl::string_view data) {
+    size_t done = 0;
+    while (done < data.size()) {
+      short wait_for = POLLOUT;
+      if (ssl_ == nullptr) {
+        const ssize_t n = send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+        if (n > 0) {
+          done += static_cast<size_t>(n);
+          continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+      } else {
+        ERR_clear_error();
+        const int n = SSL_write(ssl_, data.data() + done, static_cast<int>(data.size() - done));
+        if (n > 0) {
+          done += static_cast<size_t>(n);
+          continue;
+        }
+        const int error = SSL_get_error(ssl_, n);
+        if (error == SSL_ERROR_WANT_READ) {
+          wait_for = POLLIN;
+        } else if (error != SSL_ERROR_WANT_WRITE) {
+          return false;
+        }
+      }
+      pollfd p = {fd_, wait_for, 0};
+      if (poll(&p, 1, kSocketWriteTimeoutMs) <= 0) return false;
+    }
+    return true;
+  }
+
+ private:
+  const int fd_;
+  SSL* const ssl_;
+  sigset_t sigpipe_;
+  sigset_t old_mask_;
+};
+
 }  // namespace
 
 std::string DefaultSpecsDir() {
@@ -349,6 +479,52 @@ class NeptuneEmulator::Impl {
     log_.clear();
     counts_.clear();
     connection_count_ = 0;
+    for (auto& [id, socket] : signal_sockets_) RequestClose(*socket, kWsCloseGoingAway);
+    signal_counts_.clear();
+  }
+
+  absl::StatusOr<int> SendSignal(absl::string_view run, absl::string_view text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::optional<std::string> id = FindRun(run);
+    if (!id.has_value()) return absl::NotFoundError(absl::StrCat("no run ", run));
+    int sockets = 0;
+    for (auto& [connection, socket] : signal_sockets_) {
+      if (socket->run_id != *id) continue;
+      socket->outbox.push_back(ServerFrame(kWsText, text));
+      Wake(*socket);
+      ++sockets;
+    }
+    return sockets;
+  }
+  absl::StatusOr<int> CloseSignalSockets(absl::string_view run, int code) {
+    if (!IsSendableCloseCode(code))
+      return absl::InvalidArgumentError(absl::StrCat("close code ", code, " may not be sent"));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::optional<std::string> id = FindRun(run);
+    if (!id.has_value()) return absl::NotFoundError(absl::StrCat("no run ", run));
+    int sockets = 0;
+    for (auto& [connection, socket] : signal_sockets_) {
+      if (socket->run_id != *id) continue;
+      RequestClose(*socket, code);
+      ++sockets;
+    }
+    return sockets;
+  }
+  absl::StatusOr<SignalSocketCounts> SignalSockets(absl::string_view run) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::optional<std::string> id = FindRun(run);
+    if (!id.has_value()) return absl::NotFoundError(absl::StrCat("no run ", run));
+    auto it = signal_counts_.find(*id);
+    if (it != signal_counts_.end()) return it->second;
+    SignalSocketCounts none;
+    none.run_id = *id;
+    return none;
+  }
+  std::vector<SignalSocketCounts> AllSignalSockets() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<SignalSocketCounts> out;
+    for (const auto& [id, counts] : signal_counts_) out.push_back(counts);
+    return out;
   }
 
   // Called by the server's task queue for every accepted connection; returns its id.
@@ -391,27 +567,100 @@ class NeptuneEmulator::Impl {
 
  private:
   // A server task queue that numbers the accepted connections (one task per connection) and tells the serving
-  // thread which connection it is on.
+  // thread which connection it is on. A pool of `threads` workers runs the tasks; a worker that serves a
+  // signal socket (for as long as the socket is open) is replaced meanwhile (Park/Unpark), so open sockets
+  // never take threads from the other connections. shutdown() runs the queued tasks and joins every worker.
   class ConnectionTaskQueue : public httplib::TaskQueue {
    public:
-    ConnectionTaskQueue(Impl* impl, size_t threads) : impl_(impl), pool_(threads) {}
+    ConnectionTaskQueue(Impl* impl, size_t threads) : impl_(impl), target_(threads) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < target_; ++i) StartWorker();
+    }
     void enqueue(std::function<void()> fn) override {
       const int64_t id = impl_->OnAccept();
-      pool_.enqueue([impl = impl_, fn = std::move(fn), id] {
-        t_connection_id = id;
-        t_connection_registered = false;
-        fn();  // serves the connection until it closes
-        impl->UnregisterConnection(id);
-        t_connection_id = 0;
-      });
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        tasks_.push_back([impl = impl_, fn = std::move(fn), id] {
+          t_connection_id = id;
+          t_connection_registered = false;
+          fn();  // serves the connection until it closes
+          impl->UnregisterConnection(id);
+          t_connection_id = 0;
+        });
+      }
+      cv_.notify_one();
     }
-    void shutdown() override { pool_.shutdown(); }
+    void shutdown() override {
+      std::map<std::thread::id, std::thread> threads;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        shutdown_ = true;
+        threads.swap(threads_);
+      }
+      cv_.notify_all();
+      for (auto& [id, thread] : threads) thread.join();
+    }
+    // The calling worker will be busy for long: another one starts, unless the queue is shutting down.
+    void Park() {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++parked_;
+      if (!shutdown_ && workers_ - parked_ < target_) StartWorker();
+    }
+    // The calling worker is back; one worker too many ends after its current task.
+    void Unpark() {
+      std::lock_guard<std::mutex> lock(mu_);
+      --parked_;
+    }
 
    private:
-    Impl* impl_;
-    httplib::ThreadPool pool_;
+    // Requires mu_. Joins the workers that have ended.
+    void StartWorker() {
+      for (const std::thread::id& id : ended_) {
+        auto it = threads_.find(id);
+        it->second.join();  // returning: it holds no lock
+        threads_.erase(it);
+      }
+      ended_.clear();
+      ++workers_;
+      std::thread thread([this] { Work(); });
+      const std::thread::id id = thread.get_id();
+      threads_.emplace(id, std::move(thread));
+    }
+    void Work() {
+      std::unique_lock<std::mutex> lock(mu_);
+      for (;;) {
+        cv_.wait(lock, [this] { return shutdown_ || !tasks_.empty(); });
+        if (tasks_.empty()) break;  // shutting down, nothing left to run
+        std::function<void()> task = std::move(tasks_.front());
+        tasks_.pop_front();
+        lock.unlock();
+        task();
+        lock.lock();
+        if (workers_ - parked_ > target_) break;
+      }
+      --workers_;
+      if (!shutdown_) ended_.push_back(std::this_thread::get_id());
+    }
+
+    Impl* const impl_;
+    const size_t target_;
+    std::mutex mu_;
+    std::condition_variable cv_;  // tasks_ and shutdown_ changes
+    std::deque<std::function<void()>> tasks_;
+    std::map<std::thread::id, std::thread> threads_;  // every worker not yet joined
+    std::vector<std::thread::id> ended_;              // workers that have ended, to join
+    size_t workers_ = 0;                              // running Work()
+    size_t parked_ = 0;
+    bool shutdown_ = false;
   };
 
+  // An open signal socket. Owned by the thread that serves it; registered in signal_sockets_ while open.
+  struct SignalSocket {
+    std::string run_id;
+    int wake_fd = -1;                // eventfd, written (under mu_) when the fields below change
+    std::deque<std::string> outbox;  // frames to send
+    int close_code = 0;              // not 0: close with this code
+  };
   struct FaultEntry {
     int64_t id;
     Fault fault;
@@ -456,6 +705,25 @@ class NeptuneEmulator::Impl {
   Reply GetAttributes(const RequestView& view);
   Reply ExecuteOperations(const RequestView& view, const json& body);
   Reply Ping(const RequestView& view);
+  Reply SignalUpgrade(const httplib::Request& req, RequestRecord& record);
+  void ServeSignalSocket(const httplib::Request& req, httplib::Response& res, const Reply& reply,
+                         RequestRecord record);
+  std::string SignalLoop(SocketIo& io, SignalSocket& socket);
+
+  // Require mu_.
+  std::optional<std::string> FindRun(absl::string_view id_or_short_id) const {
+    std::optional<std::string> run = store_.ResolveRun(id_or_short_id, /*allow_qualified=*/true);
+    return run.has_value() ? run : store_.FindRunByShortId(id_or_short_id);
+  }
+  static void Wake(const SignalSocket& socket) {
+    const uint64_t one = 1;
+    const ssize_t written = write(socket.wake_fd, &one, sizeof(one));
+    (void)written;  // cannot fail: the counter is read long before it could overflow
+  }
+  static void RequestClose(SignalSocket& socket, int code) {
+    if (socket.close_code == 0) socket.close_code = code;
+    Wake(socket);
+  }
 
   const Options options_;
   const Clock* const clock_;
@@ -467,6 +735,8 @@ class NeptuneEmulator::Impl {
   std::string leaderboard_served_;
 
   std::unique_ptr<httplib::Server> server_;
+  // Created by the server thread before it accepts a connection; owned by the server.
+  ConnectionTaskQueue* queue_ = nullptr;
   std::thread thread_;
   int port_ = 0;
   std::string base_url_;
@@ -489,7 +759,9 @@ class NeptuneEmulator::Impl {
   std::deque<RequestRecord> log_;
   int64_t next_sequence_ = 0;
   std::map<std::string, int> counts_;
-  std::map<int64_t, int> connection_fds_;  // connection id → our duplicate of its socket
+  std::map<int64_t, int> connection_fds_;                    // connection id → our duplicate of its socket
+  std::map<int64_t, SignalSocket*> signal_sockets_;          // by connection id: the open ones
+  std::map<std::string, SignalSocketCounts> signal_counts_;  // by run UUID
 };
 
 absl::Status NeptuneEmulator::Impl::Init() {
@@ -504,8 +776,9 @@ absl::Status NeptuneEmulator::Impl::Init() {
                                                    " or key ", options_.tls_key_path));
   const size_t threads = static_cast<size_t>(std::max(2, options_.worker_threads));
   server_->new_task_queue = [this, threads]() -> httplib::TaskQueue* {
+    queue_ = new ConnectionTaskQueue(this, threads);
     OnListening();
-    return new ConnectionTaskQueue(this, threads);
+    return queue_;
   };
   server_->set_tcp_nodelay(true);  // inherited by accepted sockets: no Nagle/delayed-ACK stalls per response
   server_->set_keep_alive_max_count(static_cast<size_t>(std::max(1, options_.keep_alive_max_requests)));
@@ -555,10 +828,14 @@ void NeptuneEmulator::Impl::Stop() {
   stopped_ = true;
   if (server_ != nullptr) server_->stop();
   {
-    // Kept-alive connections would otherwise hold their threads until the keep-alive timeout.
+    // Kept-alive connections would otherwise hold their threads until the keep-alive timeout. Signal sockets
+    // close themselves, with 1001 (going away).
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    for (const auto& [id, fd] : connection_fds_) shutdown(fd, SHUT_RDWR);
+    for (const auto& [id, fd] : connection_fds_) {
+      if (signal_sockets_.count(id) == 0) shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& [id, socket] : signal_sockets_) RequestClose(*socket, kWsCloseGoingAway);
   }
   cv_.notify_all();  // delayed requests
   if (thread_.joinable()) thread_.join();
@@ -669,6 +946,10 @@ void NeptuneEmulator::Impl::Handle(const httplib::Request& req, httplib::Respons
     }
     if (fault->action == Fault::Action::kRespond) reply = FaultReply(*fault);
   }
+  if (!reply.upgrade_run.empty()) {
+    ServeSignalSocket(req, res, reply, std::move(record));
+    return;
+  }
   WriteReply(reply, res);
   record.status = reply.status;
   // Token responses carry credentials: never keep them.
@@ -694,6 +975,8 @@ Reply NeptuneEmulator::Impl::Process(const httplib::Request& req, RequestRecord&
     if (req.method != "GET") return ErrorReply(405, absl::StrCat("Method ", req.method, " is not allowed"));
     return Discovery();
   }
+
+  if (absl::StartsWith(path, kSignalPrefix)) return SignalUpgrade(req, record);
 
   const SwaggerSpec* spec = backend_.get();
   const SwaggerSpec::Operation* op = spec->FindOperation(req.method, path);
@@ -1041,6 +1324,141 @@ Reply NeptuneEmulator::Impl::Ping(const RequestView& view) {
   return r;
 }
 
+Reply NeptuneEmulator::Impl::SignalUpgrade(const httplib::Request& req, RequestRecord& record) {
+  const std::vector<std::string> parts =
+      absl::StrSplit(absl::string_view(req.path).substr(kSignalPrefix.size()), '/');
+  if (parts.size() != 3 || parts[0].empty() || parts[1].empty() || parts[2] != "signal")
+    return ErrorReply(404, absl::StrCat("No endpoint ", req.method, " ", req.path));
+  if (req.method != "GET") return ErrorReply(405, absl::StrCat("Method ", req.method, " is not allowed"));
+  if (std::optional<Reply> denied = CheckBearer(req, record)) return *denied;
+  if (std::optional<Reply> bad = CheckOpeningHandshake(req)) return *bad;
+  std::lock_guard<std::mutex> lock(mu_);
+  const Project* project = store_.FindProject(parts[0]);
+  if (project == nullptr) return ErrorReply(404, absl::StrCat("Project ", parts[0], " not found"));
+  std::optional<std::string> run = store_.ResolveRun(parts[1], /*allow_qualified=*/false);
+  if (!run.has_value() || store_.Snapshot(*run).project_id != project->id)
+    return ExperimentNotFound(parts[1]);
+  Reply r;
+  r.status = 101;
+  r.content_type.clear();
+  r.headers = {{"Upgrade", "websocket"},
+               {"Connection", "Upgrade"},
+               {"Sec-WebSocket-Accept", WebSocketAccept(req.get_header_value("Sec-WebSocket-Key"))}};
+  r.upgrade_run = *run;
+  return r;
+}
+
+// httplib cannot switch protocols, so the handler takes the connection over: it writes the 101 and the
+// frames itself (on our duplicate of the socket, or through the connection's TLS session) and returns only
+// when the socket closes. The client sends nothing after its handshake before the 101 (RFC 6455 §4.1), so
+// httplib has buffered nothing of the websocket. The socket is then shut down, so that the response httplib
+// writes after the handler fails and it closes the connection, as with Drop().
+void NeptuneEmulator::Impl::ServeSignalSocket(const httplib::Request& req, httplib::Response& res,
+                                              const Reply& reply, RequestRecord record) {
+  res.status = 500;
+  res.set_header("Connection", "close");
+  SignalSocket socket;
+  socket.run_id = reply.upgrade_run;
+  socket.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int fd = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = connection_fds_.find(t_connection_id);
+    if (it != connection_fds_.end() && socket.wake_fd >= 0 && !stopping_) {
+      fd = it->second;
+      signal_sockets_[t_connection_id] = &socket;
+      SignalSocketCounts& counts = signal_counts_[socket.run_id];
+      counts.run_id = socket.run_id;
+      ++counts.opened;
+      ++counts.open;
+    }
+  }
+  if (fd < 0) {
+    if (socket.wake_fd >= 0) close(socket.wake_fd);
+    const Reply error = ErrorReply(503, "The signal socket cannot be served");
+    WriteReply(error, res);
+    record.status = error.status;
+    record.response_body = error.body;
+    Log(std::move(record));
+    return;
+  }
+  record.status = reply.status;
+  Log(std::move(record));
+
+  queue_->Park();
+  std::string goodbye;  // the Close frame to end with, if any
+  {
+    SocketIo io(fd, tls() ? const_cast<SSL*>(req.ssl) : nullptr);
+    std::string head = "HTTP/1.1 101 Switching Protocols\r\n";
+    for (const auto& [name, value] : reply.headers) absl::StrAppend(&head, name, ": ", value, "\r\n");
+    head += "\r\n";
+    if (io.WriteAll(head)) goodbye = SignalLoop(io, socket);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      signal_sockets_.erase(t_connection_id);
+      auto it = signal_counts_.find(socket.run_id);  // gone after a Reset
+      if (it != signal_counts_.end()) --it->second.open;
+    }
+    if (!goodbye.empty()) io.WriteAll(goodbye);
+    shutdown(fd, SHUT_RDWR);
+  }
+  close(socket.wake_fd);
+  queue_->Unpark();
+}
+
+// Serves an open signal socket: sends what SendSignal queues, answers pings, and returns the Close frame to
+// end with: the echo of the client's Close, the code of a requested close (1001 when the emulator stops),
+// 1002 or 1009 for a bad client frame, or "" when the connection is lost. Data frames from the client are
+// ignored.
+std::string NeptuneEmulator::Impl::SignalLoop(SocketIo& io, SignalSocket& socket) {
+  std::string input;
+  char buffer[4096];
+  for (;;) {
+    std::deque<std::string> frames;
+    int close_code = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      frames.swap(socket.outbox);
+      close_code = socket.close_code;
+    }
+    for (const std::string& frame : frames) {
+      if (!io.WriteAll(frame)) return "";
+    }
+    if (close_code != 0) return CloseFrame(close_code);
+    if (!io.Pending()) {
+      pollfd fds[2] = {{io.fd(), POLLIN, 0}, {socket.wake_fd, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return "";
+      }
+      if (fds[1].revents != 0) {
+        uint64_t count;
+        const ssize_t drained = read(socket.wake_fd, &count, sizeof(count));
+        (void)drained;  // EAGAIN when already drained: nothing to do
+      }
+      if (fds[0].revents == 0) continue;
+    }
+    const ssize_t n = io.Read(buffer, sizeof(buffer));
+    if (n == kWouldBlock) continue;
+    if (n <= 0) return "";  // the client is gone
+    input.append(buffer, static_cast<size_t>(n));
+    for (;;) {
+      ClientFrame frame;
+      size_t used = 0;
+      const FrameParse parsed = ParseClientFrame(input, kMaxClientPayload, &frame, &used);
+      if (parsed == FrameParse::kIncomplete) break;
+      if (parsed == FrameParse::kProtocolError) return CloseFrame(kWsCloseProtocolError);
+      if (parsed == FrameParse::kTooBig) return CloseFrame(kWsCloseTooBig);
+      input.erase(0, used);
+      if (frame.opcode == kWsClose) {
+        if (frame.payload.size() == 1) return CloseFrame(kWsCloseProtocolError);
+        return ServerFrame(kWsClose, frame.payload.substr(0, 2));  // echo the code (§5.5.1)
+      }
+      if (frame.opcode == kWsPing && !io.WriteAll(ServerFrame(kWsPong, frame.payload))) return "";
+    }
+  }
+}
+
 void NeptuneEmulator::Impl::HandleControl(const httplib::Request& req, httplib::Response& res) {
   const absl::string_view what = absl::string_view(req.path).substr(kControlPrefix.size());
   const std::string& m = req.method;
@@ -1131,6 +1549,56 @@ void NeptuneEmulator::Impl::HandleControl(const httplib::Request& req, httplib::
                        {"counts", std::move(counts)},
                        {"connections", ConnectionCount()}});
   }
+  auto counts_json = [](const SignalSocketCounts& c) {
+    return json({{"run", c.run_id}, {"opened", c.opened}, {"open", c.open}});
+  };
+  if (what == "signals" && m == "GET") {
+    if (!req.has_param("run")) {
+      json out = json::array();
+      for (const SignalSocketCounts& c : AllSignalSockets()) out.push_back(counts_json(c));
+      return reply(200, out);
+    }
+    absl::StatusOr<SignalSocketCounts> counts = SignalSockets(req.get_param_value("run"));
+    if (!counts.ok()) return bad(404, counts.status().message());
+    return reply(200, counts_json(*counts));
+  }
+  if ((what == "signals" || what == "signals/close") && m == "POST") {
+    const bool close = what == "signals/close";
+    for (const auto& item : body.items()) {
+      const bool known = item.key() == "run" ||
+                         (close ? item.key() == "code"
+                                : item.key() == "type" || item.key() == "seconds" || item.key() == "text");
+      if (!known) return bad(400, absl::StrCat("body.", item.key(), ": unknown field"));
+    }
+    if (!body.contains("run") || !body["run"].is_string()) return bad(400, "body.run: required string");
+    const std::string run = body["run"];
+    absl::StatusOr<int> sockets;
+    if (close) {
+      const json code = body.value("code", json(kWsCloseNormal));
+      if (!code.is_number_integer() || code.get<int64_t>() < 0 || code.get<int64_t>() > 0xFFFF)
+        return bad(400, absl::StrCat("body.code: expected a close code, got ", code.dump()));
+      sockets = CloseSignalSockets(run, code.get<int>());
+    } else if (body.contains("text") == body.contains("type")) {
+      return bad(400, "body: exactly one of type and text required");
+    } else if (body.contains("text")) {
+      if (!body["text"].is_string()) return bad(400, "body.text: expected string");
+      if (body.contains("seconds")) return bad(400, "body.seconds: only with type");
+      sockets = SendSignal(run, body["text"].get<std::string>());
+    } else {
+      const json& type = body["type"];
+      if (type != kStopSignal && type != kAbortSignal)
+        return bad(400, absl::StrCat("body.type: expected \"", kStopSignal, "\" or \"", kAbortSignal,
+                                     "\", got ", type.dump()));
+      const json seconds = body.value("seconds", json());
+      if (!seconds.is_null() && !(seconds.is_number() && seconds.get<double>() >= 0))
+        return bad(400, "body.seconds: expected a non-negative number");
+      sockets = SendSignal(run, SignalMessage(type.get<std::string>(), seconds));
+    }
+    if (!sockets.ok())
+      return bad(sockets.status().code() == absl::StatusCode::kNotFound ? 404 : 400,
+                 sockets.status().message());
+    return reply(200, {{"sockets", *sockets}});
+  }
   if (what == "reset" && m == "POST") {
     Reset();
     return reply(200, json::object());
@@ -1209,6 +1677,24 @@ int NeptuneEmulator::RequestCount(absl::string_view method, absl::string_view pa
 }
 int NeptuneEmulator::ConnectionCount() const { return impl_->ConnectionCount(); }
 void NeptuneEmulator::Reset() { impl_->Reset(); }
+absl::StatusOr<int> NeptuneEmulator::SendSignal(absl::string_view run, absl::string_view text) {
+  return impl_->SendSignal(run, text);
+}
+absl::StatusOr<int> NeptuneEmulator::CloseSignalSockets(absl::string_view run, int code) {
+  return impl_->CloseSignalSockets(run, code);
+}
+absl::StatusOr<SignalSocketCounts> NeptuneEmulator::SignalSockets(absl::string_view run) const {
+  return impl_->SignalSockets(run);
+}
+std::vector<SignalSocketCounts> NeptuneEmulator::AllSignalSockets() const {
+  return impl_->AllSignalSockets();
+}
+
+std::string SignalMessage(absl::string_view type, const nlohmann::json& seconds) {
+  nlohmann::ordered_json message = {{"type", std::string(type)}, {"body", nlohmann::ordered_json::object()}};
+  if (!seconds.is_null()) message["body"]["seconds"] = seconds;
+  return message.dump();
+}
 
 // JSON forms.
 

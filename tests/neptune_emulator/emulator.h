@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
 #include "tests/neptune_emulator/run_store.h"
+#include "tests/neptune_emulator/websocket.h"
 
 // A strict emulator of the Neptune 2.x server (the legacy protocol of the Python `neptune` 1.x client), the
 // test oracle of the agent's Neptune client. Requests are checked at run time against Neptune's own Swagger
@@ -40,6 +41,7 @@
 //   GET  /api/leaderboard/v1/attributes?experimentId=<uuid>              ExperimentAttributesDTO
 //   POST /api/leaderboard/v1/attributes/operations?experimentId=<uuid>   executeOperations
 //   POST /api/leaderboard/v1/attributes/ping?experimentId=<uuid>         200, empty body
+//   GET  /api/notifications/v1/runs/<projectId>/<runId>/signal            the signal websocket (below)
 // Any other operation of the documents is 501 (after auth and validation); an unknown path is 404, a known
 // path with another method 405. Order of checks: fault injection → route → auth → Content-Type → schema →
 // semantics.
@@ -57,6 +59,24 @@
 //   the token endpoint answers OAuth2 errors {"error": "invalid_grant" | "invalid_request" |
 //       "unsupported_grant_type" (400) | "invalid_client" (401), "error_description": "..."}.
 //
+// Signal websocket. The real client opens one per run at start-up (neptune-client
+// internal/websockets/websocket_signals_background_job.py): ws:// or wss:// from the config's apiUrl, path
+// with the project's and the run's UUIDs, `Authorization: Bearer <access token>` (refreshed just before each
+// connect), an Origin, no subprotocol, no extension. The upgrade is checked after fault injection and auth
+// like any call (401 bodies as above), then as an RFC 6455 opening handshake: HTTP/1.1, Host, `Upgrade:
+// websocket`, `Connection` with `Upgrade`, `Sec-WebSocket-Version` and a `Sec-WebSocket-Key` of 16 bytes,
+// else 400 (426 with `Sec-WebSocket-Version: 13` for another version); then an unknown project is 404 and an
+// unknown run, or one of another project, 404 EXPERIMENT_NOT_FOUND; another method is 405. Success is exactly
+//   HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n
+//   Sec-WebSocket-Accept: <base64(SHA-1(key + GUID))>\r\n\r\n
+// and the request is logged with status 101. The server then sends unfragmented, unmasked text frames:
+// signals SendSignal() queues, e.g. SignalMessage() {"type":"neptune/stop","body":{"seconds":5}} (the client
+// stops the run, and an abort also sets sys/failed), or a blank message (a heartbeat; none is sent unasked).
+// It answers a ping with a pong and a Close with the same code, ignores data frames, closes with 1002 on a
+// protocol error (e.g. an unmasked frame) and 1009 on a frame over 1 MiB, and with 1001 on Stop() or Reset().
+// After its own Close frame it closes the connection without waiting for the client's. An open socket holds a
+// server thread, and another one is started in its place, so open sockets never starve other connections.
+//
 // Control endpoints (no auth; never faulted, logged or counted), for tests in other processes:
 //   GET    /_emulator/health           → {"ok":true}
 //   GET    /_emulator/projects         → [ProjectDTO]
@@ -73,6 +93,13 @@
 //                                      "attributes":{"<path>":{"type","value"[,"config"]}}}
 //   GET    /_emulator/requests         → {"requests":[RequestRecordToJson()],"counts":{"METHOD /path":n},
 //                                         "connections":n}
+//   POST   /_emulator/signals          {"run":"<uuid|SHORT-ID>","type":"neptune/stop"|"neptune/abort",
+//                                      "seconds":5} (seconds optional), or {"run":...,"text":"<raw message>"}
+//                                      ("" is a heartbeat) → {"sockets":n}: SendSignal(); 404 unknown run
+//   POST   /_emulator/signals/close    {"run":...,"code":1000} (code optional) → {"sockets":n}:
+//                                      CloseSignalSockets()
+//   GET    /_emulator/signals?run=<uuid|SHORT-ID> → {"run":"<uuid>","opened":n,"open":n}: SignalSockets();
+//                                      without run → [that] for every run that had a socket
 //   POST   /_emulator/reset            → {}: Reset()
 // Fault JSON (every key optional; defaults of Fault; unknown keys are 400):
 //   {"pathPrefix":"/api/leaderboard/v1/attributes/operations","method":"POST","count":2,
@@ -139,6 +166,21 @@ struct RequestRecord {
   std::string response_body;  // "[REDACTED]" for a 200 from oauth-token or the token endpoint (it has tokens)
   absl::Time time;            // on the emulator's clock
 };
+
+// The signal sockets of one run.
+struct SignalSocketCounts {
+  std::string run_id;  // UUID
+  int opened = 0;      // upgrades answered 101 since the start (or the last Reset)
+  int open = 0;        // open now
+};
+
+// Remote signal types (neptune-client attributes/constants.py).
+inline constexpr char kStopSignal[] = "neptune/stop";
+inline constexpr char kAbortSignal[] = "neptune/abort";
+
+// A signal message as the server sends it: {"type":<type>,"body":{"seconds":<seconds>}}, keys in that order,
+// or {"type":<type>,"body":{}} when `seconds` is null.
+std::string SignalMessage(absl::string_view type, const nlohmann::json& seconds = nullptr);
 
 enum class Outage {
   kNone,
@@ -225,9 +267,20 @@ class NeptuneEmulator {
   int RequestCount(absl::string_view method, absl::string_view path) const;
   // Distinct TCP connections accepted since the start (or the last Reset).
   int ConnectionCount() const;
-  // Forgets runs, faults, the outage, the request log, the counts and the connection count. Projects and
-  // issued tokens stay valid.
+  // Forgets runs, faults, the outage, the request log, the counts and the connection count, and closes the
+  // signal sockets (1001). Projects and issued tokens stay valid.
   void Reset();
+
+  // Signal sockets. `run` is a run's UUID or SHORT-ID; NotFound when unknown.
+  // Queues `text` as one text frame to every open signal socket of the run; returns how many (0 when none is
+  // open). Each socket's thread writes it soon after.
+  absl::StatusOr<int> SendSignal(absl::string_view run, absl::string_view text);
+  // Closes every open signal socket of the run with a Close frame carrying `code`; returns how many.
+  // InvalidArgument for a code an endpoint may not send (RFC 6455 §7.4: 1000-1003, 1007-1014, 3000-4999).
+  absl::StatusOr<int> CloseSignalSockets(absl::string_view run, int code = kWsCloseNormal);
+  absl::StatusOr<SignalSocketCounts> SignalSockets(absl::string_view run) const;
+  // Every run that had a signal socket since the start (or the last Reset), by UUID.
+  std::vector<SignalSocketCounts> AllSignalSockets() const;
 
   class Impl;
 

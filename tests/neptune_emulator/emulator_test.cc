@@ -1,15 +1,20 @@
 #include "tests/neptune_emulator/emulator.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +28,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/testing/fake_clock.h"
@@ -1103,6 +1109,479 @@ TEST(WebSocketTest, ParsesMaskedClientFramesAndRefusesBadOnes) {
   EXPECT_EQ(ParseClientFrame(std::string("\x89\xfe\x00\x7e", 4), 1024, &frame, &used),
             FrameParse::kProtocolError);  // 126 B ping
   EXPECT_EQ(ParseClientFrame("\x82\xfe\x04\x01", 1024, &frame, &used), FrameParse::kTooBig);
+}
+
+// The signal websocket, end to end.
+
+// The emulator's whole answer to an opening handshake with kWsKey.
+constexpr char kSwitchingProtocols[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+// A websocket client on a raw socket (TLS when given a CA file), to see every byte the emulator sends. Reads
+// wait at most 10 s (a failure, never a timing).
+class RawWebSocket {
+ public:
+  explicit RawWebSocket(int port, const std::string& ca_path = "") {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address = {};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    if (!connected_ || ca_path.empty()) return;
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_load_verify_locations(ctx_, ca_path.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    ssl_ = SSL_new(ctx_);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), "127.0.0.1");
+    SSL_set_fd(ssl_, fd_);
+    connected_ = SSL_connect(ssl_) == 1;
+  }
+  ~RawWebSocket() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+    close(fd_);
+  }
+
+  bool connected() const { return connected_; }
+
+  bool Send(absl::string_view bytes) {
+    if (ssl_ != nullptr) return SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) > 0;
+    return send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  // A masked frame, as a client sends it (payload < 126 bytes).
+  bool SendFrame(int opcode, absl::string_view payload) {
+    const char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    std::string frame = {static_cast<char>(0x80 | opcode), static_cast<char>(0x80 | payload.size())};
+    frame.append(mask, 4);
+    for (size_t i = 0; i < payload.size(); ++i) frame.push_back(payload[i] ^ mask[i % 4]);
+    return Send(frame);
+  }
+
+  // The response head, through the blank line; "" when the connection ends first.
+  std::string ReadHead() {
+    size_t end;
+    while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+      if (!Fill()) return "";
+    }
+    std::string head = buffer_.substr(0, end + 4);
+    buffer_.erase(0, end + 4);
+    return head;
+  }
+  // An HTTP response: the head and a body of its Content-Length.
+  std::pair<std::string, std::string> ReadResponse() {
+    std::string head = ReadHead();
+    size_t length = 0;
+    for (absl::string_view line : absl::StrSplit(head, "\r\n")) {
+      if (absl::StartsWithIgnoreCase(line, "Content-Length:")) {
+        EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(15)), &length));
+      }
+    }
+    return {head, Read(length)};
+  }
+
+  struct Frame {
+    int first_byte = -1;  // FIN, RSV and opcode; -1 when the connection ended
+    bool masked = false;
+    std::string payload;
+  };
+  Frame ReadFrame() {
+    Frame frame;
+    const std::string header = Read(2);
+    if (header.size() < 2) return frame;
+    frame.first_byte = static_cast<uint8_t>(header[0]);
+    frame.masked = (header[1] & 0x80) != 0;
+    uint64_t length = header[1] & 0x7F;
+    if (length >= 126) {
+      const std::string extended = Read(length == 126 ? 2 : 8);
+      length = 0;
+      for (char c : extended) length = (length << 8) | static_cast<uint8_t>(c);
+    }
+    if (frame.masked) Read(4);
+    frame.payload = Read(length);
+    return frame;
+  }
+  // Whether the server closes the connection before sending anything more.
+  bool ReadsEof() { return buffer_.empty() && !Fill() && !timed_out_; }
+
+ private:
+  std::string Read(size_t n) {
+    while (buffer_.size() < n) {
+      if (!Fill()) break;
+    }
+    std::string out = buffer_.substr(0, n);
+    buffer_.erase(0, out.size());
+    return out;
+  }
+  // Appends what arrives next; false at the end of the stream, on an error or after 10 s.
+  bool Fill() {
+    if (ssl_ == nullptr || SSL_pending(ssl_) == 0) {
+      pollfd p = {fd_, POLLIN, 0};
+      timed_out_ = poll(&p, 1, 10000) == 0;
+      if (timed_out_) return false;
+    }
+    char chunk[4096];
+    const ssize_t n =
+        ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof(chunk)) : recv(fd_, chunk, sizeof(chunk), 0);
+    if (n <= 0) return false;
+    buffer_.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  bool timed_out_ = false;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string buffer_;
+};
+
+// The opening handshake's header lines in the order websocket-client 1.2.3 (Debian's; the library of the real
+// client's websocket adapter) writes them, the adapter's Authorization last.
+std::vector<std::string> HandshakeHeaders(int port, const std::string& token) {
+  const std::string host = absl::StrCat("127.0.0.1:", port);
+  return {"Upgrade: websocket",
+          "Host: " + host,
+          "Origin: http://" + host,
+          absl::StrCat("Sec-WebSocket-Key: ", kWsKey),
+          "Sec-WebSocket-Version: 13",
+          "Connection: Upgrade",
+          "Authorization: Bearer " + token};
+}
+
+// `headers` with the line of header `name` replaced by `line` (removed when "").
+std::vector<std::string> Replaced(std::vector<std::string> headers, absl::string_view name,
+                                  const std::string& line) {
+  for (auto it = headers.begin(); it != headers.end(); ++it) {
+    if (!absl::StartsWith(*it, absl::StrCat(name, ":"))) continue;
+    if (line.empty()) {
+      headers.erase(it);
+    } else {
+      *it = line;
+    }
+    break;
+  }
+  return headers;
+}
+
+std::string Handshake(const std::string& path, const std::vector<std::string>& headers) {
+  return absl::StrCat("GET ", path, " HTTP/1.1\r\n", absl::StrJoin(headers, "\r\n"), "\r\n\r\n");
+}
+
+std::string SignalPath(const std::string& project_id, const std::string& run_id) {
+  return absl::StrCat("/api/notifications/v1/runs/", project_id, "/", run_id, "/signal");
+}
+
+class SignalSocketTest : public EmulatorTest {
+ protected:
+  // Opens the run's signal socket; checks the exact 101.
+  std::unique_ptr<RawWebSocket> Open(const std::string& run_id) {
+    auto socket = std::make_unique<RawWebSocket>(emulator_->port());
+    EXPECT_TRUE(socket->connected());
+    EXPECT_TRUE(socket->Send(
+        Handshake(SignalPath(ProjectId(), run_id), HandshakeHeaders(emulator_->port(), token_))));
+    EXPECT_EQ(socket->ReadHead(), kSwitchingProtocols);
+    return socket;
+  }
+  // The response to a handshake of `headers` on `path`.
+  std::pair<std::string, std::string> Refused(const std::string& path,
+                                              const std::vector<std::string>& headers) {
+    RawWebSocket socket(emulator_->port());
+    EXPECT_TRUE(socket.Send(Handshake(path, headers)));
+    return socket.ReadResponse();
+  }
+  SignalSocketCounts Counts(const std::string& run_id) {
+    absl::StatusOr<SignalSocketCounts> counts = emulator_->SignalSockets(run_id);
+    EXPECT_TRUE(counts.ok()) << counts.status();
+    return counts.value_or(SignalSocketCounts());
+  }
+};
+
+TEST_F(SignalSocketTest, UpgradesExactlyAndDeliversSignalsAsTextFrames) {
+  const std::string run_id = CreateRun("signals")["id"];
+  auto socket = Open(run_id);
+  EXPECT_EQ(Counts(run_id).opened, 1);
+  EXPECT_EQ(Counts(run_id).open, 1);
+  const RequestRecord upgrade = emulator_->Requests().back();
+  EXPECT_EQ(upgrade.path, SignalPath(ProjectId(), run_id));
+  EXPECT_EQ(upgrade.status, 101);
+  EXPECT_TRUE(absl::StartsWith(upgrade.auth, "bearer:")) << upgrade.auth;
+
+  // A stop through the control endpoint: one unmasked, final text frame with the exact JSON.
+  auto sent = client_->Post("/_emulator/signals",
+                            json({{"run", run_id}, {"type", "neptune/stop"}, {"seconds", 5}}).dump(),
+                            "application/json");
+  ASSERT_EQ(sent->status, 200) << sent->body;
+  EXPECT_EQ(json::parse(sent->body), json({{"sockets", 1}}));
+  RawWebSocket::Frame frame = socket->ReadFrame();
+  EXPECT_EQ(frame.first_byte, 0x81);
+  EXPECT_FALSE(frame.masked);
+  EXPECT_EQ(frame.payload, R"({"type":"neptune/stop","body":{"seconds":5}})");
+  // An abort without seconds, by short id; a heartbeat (a blank message); then a ping is answered.
+  ASSERT_EQ(
+      client_->Post("/_emulator/signals", R"({"run":"PROJ-1","type":"neptune/abort"})", "application/json")
+          ->status,
+      200);
+  EXPECT_EQ(socket->ReadFrame().payload, R"({"type":"neptune/abort","body":{}})");
+  EXPECT_EQ(emulator_->SendSignal(run_id, "").value_or(-1), 1);
+  frame = socket->ReadFrame();
+  EXPECT_EQ(frame.first_byte, 0x81);
+  EXPECT_EQ(frame.payload, "");
+  ASSERT_TRUE(socket->SendFrame(kWsPing, "are you there"));
+  frame = socket->ReadFrame();
+  EXPECT_EQ(frame.first_byte, 0x8A);
+  EXPECT_EQ(frame.payload, "are you there");
+
+  // The control endpoints refuse what they do not understand.
+  for (const char* body : {R"({"run":"PROJ-1","type":"neptune/pause"})", R"({"run":"PROJ-1"})",
+                           R"({"run":"PROJ-1","type":"neptune/stop","seconds":-1})",
+                           R"({"run":"PROJ-1","text":"x","seconds":1})", R"({"type":"neptune/stop"})",
+                           R"({"run":"PROJ-1","text":"","colour":1})"}) {
+    EXPECT_EQ(client_->Post("/_emulator/signals", body, "application/json")->status, 400) << body;
+  }
+  EXPECT_EQ(client_->Post("/_emulator/signals", R"({"run":"PROJ-9","text":""})", "application/json")->status,
+            404);
+  const json counts = json::parse(client_->Get("/_emulator/signals?run=PROJ-1")->body);
+  EXPECT_EQ(counts, json({{"run", run_id}, {"opened", 1}, {"open", 1}}));
+
+  // The client closes: its code comes back in a Close frame, then the connection ends.
+  ASSERT_TRUE(socket->SendFrame(kWsClose, std::string("\x03\xe8", 2)));
+  frame = socket->ReadFrame();
+  EXPECT_EQ(frame.first_byte, 0x88);
+  EXPECT_EQ(frame.payload, std::string("\x03\xe8", 2));
+  EXPECT_TRUE(socket->ReadsEof());
+  EXPECT_EQ(Counts(run_id).open, 0);
+  EXPECT_EQ(Counts(run_id).opened, 1);
+  EXPECT_EQ(emulator_->SendSignal(run_id, "").value_or(-1), 0);
+  // The connection's end is httplib's too: the emulator still serves.
+  EXPECT_EQ(client_->Get(kConfigPath, {{"X-Neptune-Api-Token", emulator_->api_token()}})->status, 200);
+}
+
+TEST_F(SignalSocketTest, RefusesLikeTheServer) {
+  const std::string run_id = CreateRun()["id"];
+  const std::string path = SignalPath(ProjectId(), run_id);
+  const std::vector<std::string> headers = HandshakeHeaders(emulator_->port(), token_);
+  auto expect = [&](const std::string& what, const std::string& target, const std::vector<std::string>& lines,
+                    const std::string& status_line, const std::string& message) {
+    const auto [head, body] = Refused(target, lines);
+    EXPECT_TRUE(absl::StartsWith(head, status_line)) << what << "\n" << head;
+    EXPECT_THAT(body, HasSubstr(message)) << what;
+    return head;
+  };
+  // Auth first, with the bodies of every other call.
+  const std::string head = expect("no token", path, Replaced(headers, "Authorization", ""), "HTTP/1.1 401 ",
+                                  R"({"code":401,"message":"Missing Authorization header"})");
+  EXPECT_THAT(head, HasSubstr("WWW-Authenticate: Bearer realm=\"neptune\", error=\"invalid_token\""));
+  expect("bad token", path, Replaced(headers, "Authorization", "Authorization: Bearer x.y.z"),
+         "HTTP/1.1 401 ", "Invalid access token");
+  // Then the handshake itself.
+  expect("no Upgrade", path, Replaced(headers, "Upgrade", ""), "HTTP/1.1 400 ", "header.Upgrade");
+  expect("other Upgrade", path, Replaced(headers, "Upgrade", "Upgrade: h2c"), "HTTP/1.1 400 ",
+         "header.Upgrade");
+  expect("no Connection", path, Replaced(headers, "Connection", "Connection: keep-alive"), "HTTP/1.1 400 ",
+         "header.Connection");
+  expect("no version", path, Replaced(headers, "Sec-WebSocket-Version", ""), "HTTP/1.1 400 ",
+         "header.Sec-WebSocket-Version: required");
+  EXPECT_THAT(
+      expect("version 8", path, Replaced(headers, "Sec-WebSocket-Version", "Sec-WebSocket-Version: 8"),
+             "HTTP/1.1 426 ", "header.Sec-WebSocket-Version"),
+      HasSubstr("Sec-WebSocket-Version: 13\r\n"));
+  expect("no key", path, Replaced(headers, "Sec-WebSocket-Key", ""), "HTTP/1.1 400 ",
+         "header.Sec-WebSocket-Key");
+  expect("short key", path, Replaced(headers, "Sec-WebSocket-Key", "Sec-WebSocket-Key: c2hvcnQ="),
+         "HTTP/1.1 400 ", "header.Sec-WebSocket-Key");
+  // Then what it names.
+  expect("unknown run", SignalPath(ProjectId(), "00000000-0000-4000-8000-000000000000"), headers,
+         "HTTP/1.1 404 ", "EXPERIMENT_NOT_FOUND");
+  expect("short id", SignalPath(ProjectId(), "PROJ-1"), headers, "HTTP/1.1 404 ", "EXPERIMENT_NOT_FOUND");
+  expect("unknown project", SignalPath("00000000-0000-4000-8000-000000000000", run_id), headers,
+         "HTTP/1.1 404 ", "Project");
+  const std::string other = emulator_->AddProject("ws/other")->id;
+  expect("run of another project", SignalPath(other, run_id), headers, "HTTP/1.1 404 ",
+         "EXPERIMENT_NOT_FOUND");
+  expect("no /signal", absl::StrCat("/api/notifications/v1/runs/", ProjectId(), "/", run_id), headers,
+         "HTTP/1.1 404 ", "No endpoint");
+  // Faults apply as to any call.
+  emulator_->FailNext("/api/notifications/", 1, 503);
+  expect("fault", path, headers, "HTTP/1.1 503 ", "Injected fault");
+  // An expired token (on the emulator's clock) is AUTHORIZATION_TOKEN_EXPIRED.
+  clock_.Advance(absl::Minutes(6));
+  expect("expired", path, headers, "HTTP/1.1 401 ", "AUTHORIZATION_TOKEN_EXPIRED");
+  EXPECT_EQ(Counts(run_id).opened, 0);
+}
+
+TEST_F(SignalSocketTest, ControlClosesARunsSocketsAndTheClientMayReconnect) {
+  const std::string run_id = CreateRun()["id"];
+  const std::string other_run = CreateRun()["id"];
+  auto first = Open(run_id);
+  auto second = Open(run_id);
+  auto bystander = Open(other_run);
+  EXPECT_EQ(Counts(run_id).open, 2);
+  auto closed = client_->Post("/_emulator/signals/close", json({{"run", run_id}, {"code", 1011}}).dump(),
+                              "application/json");
+  ASSERT_EQ(closed->status, 200) << closed->body;
+  EXPECT_EQ(json::parse(closed->body), json({{"sockets", 2}}));
+  for (RawWebSocket* socket : {first.get(), second.get()}) {
+    const RawWebSocket::Frame frame = socket->ReadFrame();
+    EXPECT_EQ(frame.first_byte, 0x88);
+    EXPECT_EQ(frame.payload, std::string("\x03\xf3", 2));
+    EXPECT_TRUE(socket->ReadsEof());
+  }
+  EXPECT_EQ(client_
+                ->Post("/_emulator/signals/close", json({{"run", run_id}, {"code", 1006}}).dump(),
+                       "application/json")
+                ->status,
+            400);
+  // As the real client does after a lost connection.
+  auto again = Open(run_id);
+  EXPECT_EQ(Counts(run_id).opened, 3);
+  EXPECT_EQ(Counts(run_id).open, 1);
+  EXPECT_EQ(Counts(other_run).open, 1);
+  const json all = json::parse(client_->Get("/_emulator/signals")->body);
+  EXPECT_EQ(all.size(), 2u);
+
+  // A client that breaks the protocol (an unmasked frame) is closed with 1002.
+  ASSERT_TRUE(bystander->Send("\x81\x01x"));
+  const RawWebSocket::Frame frame = bystander->ReadFrame();
+  EXPECT_EQ(frame.first_byte, 0x88);
+  EXPECT_EQ(frame.payload, std::string("\x03\xea", 2));
+  EXPECT_TRUE(bystander->ReadsEof());
+
+  // Reset forgets the runs and closes their sockets (1001).
+  emulator_->Reset();
+  EXPECT_EQ(again->ReadFrame().payload, std::string("\x03\xe9", 2));
+  EXPECT_THAT(emulator_->AllSignalSockets(), IsEmpty());
+}
+
+TEST_F(SignalSocketTest, OpenSocketsLeaveServerThreadsForOtherClients) {
+  NeptuneEmulator::Options options;
+  options.worker_threads = 2;
+  StartEmulator(options);
+  const std::string run_id = CreateRun()["id"];  // client_ keeps its connection (and a thread) open
+  std::vector<std::unique_ptr<RawWebSocket>> sockets;
+  for (int i = 0; i < 4; ++i) sockets.push_back(Open(run_id));
+  auto other = NewClient();
+  auto config = other->Get(kConfigPath, {{"X-Neptune-Api-Token", emulator_->api_token()}});
+  ASSERT_TRUE(config) << httplib::to_string(config.error());
+  EXPECT_EQ(config->status, 200);
+  EXPECT_EQ(emulator_->SendSignal(run_id, "").value_or(-1), 4);
+  for (auto& socket : sockets) EXPECT_EQ(socket->ReadFrame().first_byte, 0x81);
+}
+
+TEST_F(SignalSocketTest, StopsPromptlyWithSocketsOpen) {
+  const std::string run_id = CreateRun()["id"];
+  auto first = Open(run_id);
+  auto second = Open(run_id);
+  const absl::Time start = absl::Now();
+  emulator_.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  for (RawWebSocket* socket : {first.get(), second.get()}) {
+    const RawWebSocket::Frame frame = socket->ReadFrame();
+    EXPECT_EQ(frame.first_byte, 0x88);
+    EXPECT_EQ(frame.payload, std::string("\x03\xe9", 2));  // 1001: going away
+    EXPECT_TRUE(socket->ReadsEof());
+  }
+}
+
+// The calls of the real 1.14.1 client at start-up (neptune-protocol.md §10), in its order, each served; the
+// source-code upload is left out (uploads are 501).
+TEST_F(SignalSocketTest, ServesTheRealClientsStartUpSequence) {
+  const httplib::Headers api_token = {{"X-Neptune-Api-Token", emulator_->api_token()}};
+  std::string refresh_token;
+  auto refresh = [&] {
+    auto res = client_->Post(
+        kTokenPath,
+        absl::StrCat("grant_type=refresh_token&client_id=neptune-cli&refresh_token=", refresh_token),
+        "application/x-www-form-urlencoded");
+    ASSERT_EQ(res->status, 200) << res->body;
+    token_ = json::parse(res->body)["access_token"];
+    refresh_token = json::parse(res->body)["refresh_token"];
+  };
+  EXPECT_EQ(client_->Get("/api/backend/swagger.json")->status, 200);
+  EXPECT_EQ(client_->Get(absl::StrCat(kConfigPath, "?alpha=true"), api_token)->status, 200);
+  auto oauth = client_->Get(kOauthPath, api_token);
+  ASSERT_EQ(oauth->status, 200);
+  refresh_token = json::parse(oauth->body)["refreshToken"];
+  refresh();  // at once: the client's expiry clock starts at 0
+  EXPECT_EQ(client_->Get("/api/leaderboard/swagger.json")->status, 200);
+  EXPECT_EQ(client_->Get(absl::StrCat(kProjectPath, "?projectIdentifier=", kProject), Bearer(token_))->status,
+            200);
+  httplib::Headers create_headers = Bearer(token_);
+  create_headers.emplace("X-Neptune-CliVersion", "1.14.1");
+  const json create = {{"projectIdentifier", ProjectId()},
+                       {"parentId", ProjectId()},
+                       {"type", "run"},
+                       {"cliVersion", "1.14.1"},
+                       {"customId", "start-up"}};
+  auto created = client_->Post(kExperimentsPath, create_headers, create.dump(), "application/json");
+  ASSERT_EQ(created->status, 200) << created->body;
+  const std::string run_id = json::parse(created->body)["id"];
+  EXPECT_EQ(client_->Get(absl::StrCat(kAttributesPath, "?experimentId=", run_id), Bearer(token_))->status,
+            200);
+  auto executed = Execute(run_id, json::parse(R"([
+    {"path": "sys/description", "assignString": {"value": ""}},
+    {"path": "sys/failed", "assignBool": {"value": false}},
+    {"path": "sys/hostname", "assignString": {"value": "host"}},
+    {"path": "sys/name", "assignString": {"value": "Untitled"}},
+    {"path": "sys/tags", "insertStrings": {"values": []}}])"));
+  EXPECT_EQ(executed->body, "[]");
+  EXPECT_EQ(client_->Post(absl::StrCat(kPingPath, "?experimentId=", run_id), Bearer(token_), "", "")->status,
+            200);
+  refresh();  // the websocket refreshes before it connects
+  auto socket = Open(run_id);
+
+  std::vector<std::string> calls;
+  for (const RequestRecord& r : emulator_->Requests())
+    calls.push_back(absl::StrCat(r.method, " ", r.path, " ", r.status));
+  EXPECT_THAT(calls,
+              ElementsAre("GET /api/backend/swagger.json 200", absl::StrCat("GET ", kConfigPath, " 200"),
+                          absl::StrCat("GET ", kOauthPath, " 200"), absl::StrCat("POST ", kTokenPath, " 200"),
+                          "GET /api/leaderboard/swagger.json 200", absl::StrCat("GET ", kProjectPath, " 200"),
+                          absl::StrCat("POST ", kExperimentsPath, " 200"),
+                          absl::StrCat("GET ", kAttributesPath, " 200"),
+                          absl::StrCat("POST ", kOperationsPath, " 200"),
+                          absl::StrCat("POST ", kPingPath, " 200"), absl::StrCat("POST ", kTokenPath, " 200"),
+                          absl::StrCat("GET ", SignalPath(ProjectId(), run_id), " 101")));
+  EXPECT_EQ(Counts(run_id).opened, 1);
+  EXPECT_EQ(Counts(run_id).open, 1);
+}
+
+TEST(EmulatorTlsTest, ServesTheSignalSocketOverTls) {
+  SelfSignedCertificate certificate;
+  FakeClock clock;
+  NeptuneEmulator::Options options;
+  options.clock = &clock;
+  options.tls_cert_path = certificate.cert_path();
+  options.tls_key_path = certificate.key_path();
+  options.projects = {{kProject, ""}};
+  auto emulator = NeptuneEmulator::Start(options);
+  ASSERT_TRUE(emulator.ok()) << emulator.status();
+  httplib::SSLClient client("127.0.0.1", (*emulator)->port());
+  client.set_ca_cert_path(certificate.cert_path().c_str());
+  client.enable_server_certificate_verification(true);
+  auto oauth = client.Get(kOauthPath, {{"X-Neptune-Api-Token", (*emulator)->api_token()}});
+  ASSERT_TRUE(oauth) << httplib::to_string(oauth.error());
+  const std::string token = json::parse(oauth->body)["accessToken"];
+  const std::string project_id = (*emulator)->Projects()[0].id;
+  const json create = {{"projectIdentifier", project_id}, {"type", "run"}};
+  auto created = client.Post(kExperimentsPath, Bearer(token), create.dump(), "application/json");
+  ASSERT_TRUE(created);
+  const std::string run_id = json::parse(created->body)["id"];
+
+  RawWebSocket socket((*emulator)->port(), certificate.cert_path());
+  ASSERT_TRUE(socket.connected());
+  ASSERT_TRUE(
+      socket.Send(Handshake(SignalPath(project_id, run_id), HandshakeHeaders((*emulator)->port(), token))));
+  EXPECT_EQ(socket.ReadHead(), kSwitchingProtocols);
+  EXPECT_EQ((*emulator)->SendSignal(run_id, SignalMessage(kAbortSignal, 2.5)).value_or(-1), 1);
+  const RawWebSocket::Frame frame = socket.ReadFrame();
+  EXPECT_EQ(frame.first_byte, 0x81);
+  EXPECT_FALSE(frame.masked);
+  EXPECT_EQ(frame.payload, R"({"type":"neptune/abort","body":{"seconds":2.5}})");
+  EXPECT_EQ(client.Get(kConfigPath, {{"X-Neptune-Api-Token", (*emulator)->api_token()}})->status, 200);
+  emulator->reset();
+  EXPECT_EQ(socket.ReadFrame().payload, std::string("\x03\xe9", 2));
 }
 
 TEST(EmulatorBinaryTest, PrintsItsPortAndTokenAndStopsOnSigterm) {
