@@ -203,8 +203,7 @@ class NeptuneEmulator {
     // Projects present from the start: {"workspace/project", "KEY" (or "" to derive one)}.
     std::vector<std::pair<std::string, std::string>> projects;
     // Time for token expiry, creation/ping times and sys/state; nullptr → the real clock. Not owned. Server
-    // threads read it: under ThreadSanitizer use ManualClock (manual_clock.h), not testing/fake_clock.h,
-    // whose absl::Mutex TSan cannot see (Debian's Abseil is not TSan-instrumented).
+    // threads read it, so it must be thread-safe (tests use testing/fake_clock.h).
     const Clock* clock = nullptr;
     std::string username = "emulator-user";
     std::string client_id = kDefaultClientId;
