@@ -1,6 +1,8 @@
 #include "agent/http/http_transport.h"
 
 #include <httplib.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "agent/common/status_macros.h"
 
 namespace fna::http {
 namespace {
@@ -79,6 +82,26 @@ std::chrono::microseconds ToChrono(absl::Duration d) {
 // steady_clock arithmetic.
 std::chrono::nanoseconds WaitTime(absl::Duration d) {
   return absl::ToChronoNanoseconds(std::min(d, absl::Hours(1)));
+}
+
+// The first address `host` resolves to, as a numeric string (an IP literal stays as it is).
+absl::StatusOr<std::string> NumericAddress(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int error = getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (error != 0 || found == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", host, ": ", gai_strerror(error)));
+  }
+  char text[NI_MAXHOST];
+  const int named =
+      getnameinfo(found->ai_addr, found->ai_addrlen, text, sizeof(text), nullptr, 0, NI_NUMERICHOST);
+  freeaddrinfo(found);
+  if (named != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", host, ": ", gai_strerror(named)));
+  }
+  return std::string(text);
 }
 
 }  // namespace
@@ -186,9 +209,16 @@ absl::StatusOr<std::unique_ptr<HttplibTransport>> HttplibTransport::Create(Httpl
   if (!https_proxy.ok()) return https_proxy.status();
   auto http_proxy = parse_proxy("the HTTP proxy", options.http_proxy);
   if (!http_proxy.ok()) return http_proxy.status();
-  if (!options.ca_cert_file.empty() && access(options.ca_cert_file.c_str(), R_OK) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the CA certificate file ", options.ca_cert_file, " cannot be read"));
+  const auto readable = [](absl::string_view what, const std::string& path) {
+    return path.empty() || access(path.c_str(), R_OK) == 0
+               ? absl::OkStatus()
+               : absl::InvalidArgumentError(absl::StrCat("the ", what, " file ", path, " cannot be read"));
+  };
+  FNA_RETURN_IF_ERROR(readable("CA certificate", options.ca_cert_file));
+  FNA_RETURN_IF_ERROR(readable("client certificate", options.client_cert_file));
+  FNA_RETURN_IF_ERROR(readable("client key", options.client_key_file));
+  if (options.client_cert_file.empty() != options.client_key_file.empty()) {
+    return absl::InvalidArgumentError("a client certificate needs its key, and a key its certificate");
   }
   if (options.max_connections_per_host < 1) options.max_connections_per_host = 1;
   return std::unique_ptr<HttplibTransport>(
@@ -209,18 +239,44 @@ int64_t HttplibTransport::clients_created() const {
   return clients_created_;
 }
 
-std::unique_ptr<httplib::Client> HttplibTransport::NewClient(const ParsedUrl& url) const {
-  auto client = std::make_unique<httplib::Client>(Origin(url));
+absl::StatusOr<std::unique_ptr<httplib::Client>> HttplibTransport::NewClient(const ParsedUrl& url) const {
+  const bool https = url.scheme == "https";
+  const Proxy& proxy = https ? https_proxy_ : http_proxy_;
+  const bool proxied = !proxy.host.empty() && !NoProxyMatches(options_.no_proxy, url.host, url.port);
+  // With tls_server_name, httplib's host is that name (SNI, verification, Host) and its address map sends
+  // the connection to the URL host's address.
+  const bool renamed = https && !options_.tls_server_name.empty();
+  std::string address;
+  if (renamed) {
+    if (proxied) {
+      return absl::FailedPreconditionError(absl::StrCat("cannot verify ", url.host, " as ",
+                                                        options_.tls_server_name,
+                                                        " through a proxy (exempt it with no_proxy)"));
+    }
+    FNA_ASSIGN_OR_RETURN(address, NumericAddress(url.host));
+  }
+  const std::string origin =
+      renamed ? absl::StrCat("https://", AuthorityHost(options_.tls_server_name), ":", url.port)
+              : Origin(url);
+  auto client =
+      https && !options_.client_cert_file.empty()
+          ? std::make_unique<httplib::Client>(origin, options_.client_cert_file, options_.client_key_file)
+          : std::make_unique<httplib::Client>(origin);
+  if (!client->is_valid()) {
+    return absl::FailedPreconditionError(absl::StrCat("the client certificate ", options_.client_cert_file,
+                                                      " or its key ", options_.client_key_file,
+                                                      " cannot be loaded"));
+  }
+  if (renamed) client->set_hostname_addr_map({{options_.tls_server_name, address}});
   client->set_keep_alive(true);
   client->set_follow_location(false);
   client->set_url_encode(false);  // targets come encoded
   client->set_decompress(true);
-  if (url.scheme == "https") {
+  if (https) {
     client->enable_server_certificate_verification(!options_.allow_self_signed);
     if (!options_.ca_cert_file.empty()) client->set_ca_cert_path(options_.ca_cert_file);
   }
-  const Proxy& proxy = url.scheme == "https" ? https_proxy_ : http_proxy_;
-  if (!proxy.host.empty() && !NoProxyMatches(options_.no_proxy, url.host, url.port)) {
+  if (proxied) {
     client->set_proxy(proxy.host, proxy.port);
     if (!proxy.user.empty()) client->set_proxy_basic_auth(proxy.user, proxy.password);
   }
@@ -246,9 +302,16 @@ absl::StatusOr<std::unique_ptr<httplib::Client>> HttplibTransport::Acquire(const
     pool.idle.pop_back();
     return client;
   }
-  ++pool.open;
+  ++pool.open;  // reserved; the client is made outside the lock (it may resolve a name)
+  lock.unlock();
+  absl::StatusOr<std::unique_ptr<httplib::Client>> client = NewClient(url);
+  if (!client.ok()) {
+    Release(origin, nullptr, /*reusable=*/false);
+    return client.status();
+  }
+  lock.lock();
   ++clients_created_;
-  return NewClient(url);
+  return client;
 }
 
 void HttplibTransport::Release(const std::string& origin, std::unique_ptr<httplib::Client> client,

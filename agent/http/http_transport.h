@@ -91,6 +91,15 @@ struct HttplibTransportOptions {
   // off entirely: only for test servers.
   std::string ca_cert_file;
   bool allow_self_signed = false;
+  // Mutual TLS: PEM files of a client certificate (optionally followed by its chain) and of its private key,
+  // both or neither, presented to every https origin (Kubernetes users authenticated by certificate).
+  std::string client_cert_file;
+  std::string client_key_file;
+  // The name the server's certificate is verified against and sent in SNI and the Host header instead of
+  // the URL's host (kubeconfig's tls-server-name), for every https origin. The connection still goes to the
+  // URL's host, resolved to its first address when a connection is opened. Not through a proxy (Send is
+  // FailedPrecondition for a proxied origin).
+  std::string tls_server_name;
 
   // Proxies, as the HTTPS_PROXY, HTTP_PROXY and NO_PROXY variables give them (the caller reads the
   // environment; this class never does): "http://[user:password@]host[:port]" (port 80 by default; an
@@ -124,7 +133,8 @@ struct HttplibTransportOptions {
 // turns deadlines into timeouts (and bounds the wait for a free connection).
 class HttplibTransport final : public HttpTransport {
  public:
-  // InvalidArgument for a malformed proxy URL or a CA file that does not exist.
+  // InvalidArgument for a malformed proxy URL, a CA file or client certificate or key file that cannot be
+  // read, or only one of the client certificate and key.
   static absl::StatusOr<std::unique_ptr<HttplibTransport>> Create(HttplibTransportOptions options,
                                                                   const Clock* clock);
   ~HttplibTransport() override;
@@ -151,9 +161,11 @@ class HttplibTransport final : public HttpTransport {
   // A client for `url`'s origin: an idle one, a new one, or (all busy) the first one released before
   // `deadline`.
   absl::StatusOr<std::unique_ptr<httplib::Client>> Acquire(const ParsedUrl& url, absl::Time deadline);
-  // Returns `client` to its pool (reusable) or closes it.
+  // Returns `client` to its pool (reusable) or closes it; a null `client` gives back a reserved slot.
   void Release(const std::string& origin, std::unique_ptr<httplib::Client> client, bool reusable);
-  std::unique_ptr<httplib::Client> NewClient(const ParsedUrl& url) const;
+  // FailedPrecondition when the client certificate or key does not load, or when tls_server_name would go
+  // through a proxy; Unavailable when the host does not resolve (tls_server_name only).
+  absl::StatusOr<std::unique_ptr<httplib::Client>> NewClient(const ParsedUrl& url) const;
 
   const HttplibTransportOptions options_;
   const Proxy https_proxy_;

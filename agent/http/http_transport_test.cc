@@ -32,14 +32,29 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// An httplib server on 127.0.0.1 (TLS with `pki`), run on its own thread; records the client ports it saw
-// (one per connection).
+// The common name of the client certificate `request` came with, or "".
+std::string PeerName(const httplib::Request& request) {
+  if (request.ssl == nullptr) return "";
+  X509* cert = SSL_get1_peer_certificate(request.ssl);
+  if (cert == nullptr) return "";
+  char name[256] = "";
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, name, sizeof(name));
+  X509_free(cert);
+  return name;
+}
+
+// An httplib server on 127.0.0.1 (TLS with `pki`, requiring a client certificate its CA signed when
+// `client_auth`), run on its own thread; records the client ports it saw (one per connection).
 class TestServer {
  public:
-  explicit TestServer(const testing::TestPki* pki = nullptr) {
-    server_ = pki == nullptr ? std::make_unique<httplib::Server>()
-                             : std::make_unique<httplib::SSLServer>(pki->server_cert_file.c_str(),
-                                                                    pki->server_key_file.c_str());
+  explicit TestServer(const testing::TestPki* pki = nullptr, bool client_auth = false) {
+    if (pki == nullptr) {
+      server_ = std::make_unique<httplib::Server>();
+    } else {
+      server_ =
+          std::make_unique<httplib::SSLServer>(pki->server_cert_file.c_str(), pki->server_key_file.c_str(),
+                                               client_auth ? pki->ca_file.c_str() : nullptr);
+    }
     server_->Get("/slow", [this](const httplib::Request& request, httplib::Response& response) {
       Record(request);
       std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_.load()));
@@ -48,6 +63,8 @@ class TestServer {
     server_->Get(".*", [this](const httplib::Request& request, httplib::Response& response) {
       Record(request);
       response.set_header("X-Echo-Target", request.target);
+      response.set_header("X-Echo-Host", request.get_header_value("Host"));
+      response.set_header("X-Echo-Peer", PeerName(request));
       response.set_content(absl::StrCat("hello ", request.get_header_value("X-Test")), "text/plain");
     });
     server_->Post(".*", [this](const httplib::Request& request, httplib::Response& response) {
@@ -365,13 +382,7 @@ class TlsTest : public ::testing::Test {
     dir_ = dir;
     ASSERT_TRUE(testing::WriteTestPki(dir_, &pki_));
   }
-  void TearDown() override {
-    for (const std::string& file :
-         {pki_.ca_file, pki_.other_ca_file, pki_.server_cert_file, pki_.server_key_file}) {
-      unlink(file.c_str());
-    }
-    rmdir(dir_.c_str());
-  }
+  void TearDown() override { testing::RemoveTestPki(dir_, pki_); }
   std::string dir_;
   testing::TestPki pki_;
 };
@@ -417,6 +428,75 @@ TEST_F(TlsTest, SelfSignedOnlyWhenAllowed) {
   absl::StatusOr<HttpResponse> response = transport->Send(Get(server.Url("/tls", /*tls=*/true)));
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 200);
+}
+
+TEST_F(TlsTest, PresentsTheClientCertificate) {
+  TestServer server(&pki_, /*client_auth=*/true);
+  HttplibTransportOptions options;
+  options.ca_cert_file = pki_.ca_file;
+  std::unique_ptr<HttplibTransport> transport = MakeTransport(options);
+  EXPECT_FALSE(transport->Send(Get(server.Url("/mtls", /*tls=*/true))).ok());  // refused without one
+  EXPECT_EQ(server.requests(), 0);
+
+  options.client_cert_file = pki_.client_cert_file;
+  options.client_key_file = pki_.client_key_file;
+  transport = MakeTransport(options);
+  absl::StatusOr<HttpResponse> response = transport->Send(Get(server.Url("/mtls", /*tls=*/true)));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  ASSERT_NE(response->FindHeader("X-Echo-Peer"), nullptr);
+  EXPECT_EQ(*response->FindHeader("X-Echo-Peer"), testing::kTestClientName);
+}
+
+TEST_F(TlsTest, ClientCertificateOptionsAreChecked) {
+  HttplibTransportOptions options;
+  options.client_cert_file = pki_.client_cert_file;  // without its key
+  EXPECT_EQ(HttplibTransport::Create(options, Clock::Real()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.client_key_file = dir_ + "/missing-key.pem";
+  absl::Status status = HttplibTransport::Create(options, Clock::Real()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("missing-key.pem"));
+  // A key that does not match the certificate is found when a connection is opened.
+  TestServer server(&pki_, /*client_auth=*/true);
+  options.ca_cert_file = pki_.ca_file;
+  options.client_key_file = pki_.server_key_file;
+  std::unique_ptr<HttplibTransport> transport = MakeTransport(options);
+  absl::StatusOr<HttpResponse> response = transport->Send(Get(server.Url("/mtls", /*tls=*/true)));
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kFailedPrecondition) << response.status();
+  EXPECT_THAT(response.status().message(), HasSubstr("client certificate"));
+}
+
+TEST_F(TlsTest, VerifiesTheTlsServerNameInsteadOfTheHost) {
+  TestServer server(&pki_);
+  HttplibTransportOptions options;
+  options.ca_cert_file = pki_.ca_file;
+  options.tls_server_name = "kubernetes.default.svc";  // in the certificate; the URL host is an address
+  std::unique_ptr<HttplibTransport> transport = MakeTransport(options);
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
+    absl::StatusOr<HttpResponse> response =
+        transport->Send(Get(absl::StrCat("https://", host, ":", server.port(), "/renamed")));
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 200);
+    ASSERT_NE(response->FindHeader("X-Echo-Host"), nullptr);
+    EXPECT_EQ(*response->FindHeader("X-Echo-Host"), absl::StrCat("kubernetes.default.svc:", server.port()));
+  }
+  // A name the certificate does not carry fails even though the URL host (127.0.0.1) would pass.
+  options.tls_server_name = "apiserver.example.com";
+  transport = MakeTransport(options);
+  absl::StatusOr<HttpResponse> response = transport->Send(Get(server.Url("/renamed", /*tls=*/true)));
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kFailedPrecondition) << response.status();
+  EXPECT_EQ(server.requests(), 2);
+  // Not through a proxy: the proxy would be asked for the server name.
+  options.tls_server_name = "kubernetes.default.svc";
+  options.https_proxy = "http://127.0.0.1:1";
+  transport = MakeTransport(options);
+  response = transport->Send(Get(server.Url("/renamed", /*tls=*/true)));
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kFailedPrecondition) << response.status();
+  EXPECT_THAT(response.status().message(), HasSubstr("proxy"));
+  options.no_proxy = "127.0.0.1";
+  transport = MakeTransport(options);
+  EXPECT_TRUE(transport->Send(Get(server.Url("/renamed", /*tls=*/true))).ok());
 }
 
 TEST_F(TlsTest, HttpsThroughAProxyTunnel) {

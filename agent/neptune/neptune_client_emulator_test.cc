@@ -3,7 +3,6 @@
 // client, the transport's deadlines and the emulator's token expiry, so backoff waits take no time.
 
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -297,11 +296,7 @@ class EmulatorTlsTest : public EmulatorClientTest {
     client_.reset();
     transport_.reset();
     emulator_.reset();
-    for (const std::string& file :
-         {pki_.ca_file, pki_.other_ca_file, pki_.server_cert_file, pki_.server_key_file}) {
-      unlink(file.c_str());
-    }
-    rmdir(dir_.c_str());
+    testing::RemoveTestPki(dir_, pki_);
   }
   void StartTls(const std::string& ca_file) {
     NeptuneEmulator::Options options;

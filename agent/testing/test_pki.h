@@ -1,13 +1,14 @@
 #ifndef FNA_AGENT_TESTING_TEST_PKI_H_
 #define FNA_AGENT_TESTING_TEST_PKI_H_
 
-// For tests only: a throw-away certificate authority and a server certificate it signed, written as PEM
-// files.
+// For tests only: a throw-away certificate authority, and a server and a client certificate it signed,
+// written as PEM files.
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
@@ -17,9 +18,14 @@ namespace fna::testing {
 struct TestPki {
   std::string ca_file;           // the CA's certificate
   std::string other_ca_file;     // an unrelated CA's certificate (did not sign the server's)
-  std::string server_cert_file;  // for localhost and 127.0.0.1, signed by the CA
+  std::string server_cert_file;  // for localhost, 127.0.0.1 and kubernetes.default.svc, signed by the CA
   std::string server_key_file;
+  std::string client_cert_file;  // CN kTestClientName, O kTestClientGroup, for client auth, signed by the CA
+  std::string client_key_file;
 };
+
+inline constexpr char kTestClientName[] = "fna-test-user";
+inline constexpr char kTestClientGroup[] = "fna-test-group";
 
 namespace internal {
 
@@ -45,9 +51,12 @@ inline void AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
   }
 }
 
-// A certificate for `key` named `common_name`, signed by `issuer_key` (self-signed when `issuer` is null).
-inline X509* NewCert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY* issuer_key, long serial,
-                     bool ca) {
+enum class CertKind { kCa, kServer, kClient };
+
+// A certificate for `key` named `common_name` (and `organization`, unless null), signed by `issuer_key`
+// (self-signed when `issuer` is null).
+inline X509* NewCert(EVP_PKEY* key, const char* common_name, const char* organization, X509* issuer,
+                     EVP_PKEY* issuer_key, long serial, CertKind kind) {
   X509* cert = X509_new();
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
@@ -57,16 +66,25 @@ inline X509* NewCert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_P
   X509_NAME* name = X509_get_subject_name(cert);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name),
                              -1, -1, 0);
+  if (organization != nullptr) {
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(organization),
+                               -1, -1, 0);
+  }
   X509_set_issuer_name(cert, issuer != nullptr ? X509_get_subject_name(issuer) : name);
   X509* signer = issuer != nullptr ? issuer : cert;
-  if (ca) {
+  if (kind == CertKind::kCa) {
     AddExtension(cert, signer, NID_basic_constraints, "critical,CA:TRUE");
     AddExtension(cert, signer, NID_key_usage, "critical,keyCertSign,cRLSign");
     AddExtension(cert, signer, NID_subject_key_identifier, "hash");
   } else {
     AddExtension(cert, signer, NID_basic_constraints, "critical,CA:FALSE");
-    AddExtension(cert, signer, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
-    AddExtension(cert, signer, NID_ext_key_usage, "serverAuth");
+    if (kind == CertKind::kServer) {
+      AddExtension(cert, signer, NID_subject_alt_name,
+                   "DNS:localhost,DNS:kubernetes.default.svc,IP:127.0.0.1");
+      AddExtension(cert, signer, NID_ext_key_usage, "serverAuth");
+    } else {
+      AddExtension(cert, signer, NID_ext_key_usage, "clientAuth");
+    }
     AddExtension(cert, signer, NID_authority_key_identifier, "keyid");
   }
   X509_sign(cert, issuer_key, EVP_sha256());
@@ -91,28 +109,45 @@ inline bool WriteKey(const std::string& path, EVP_PKEY* key) {
 
 }  // namespace internal
 
-// Writes ca.pem, other-ca.pem, server.pem and server-key.pem into `directory` (which must exist).
+// Writes ca.pem, other-ca.pem, server.pem, server-key.pem, client.pem and client-key.pem into `directory`
+// (which must exist).
 inline bool WriteTestPki(const std::string& directory, TestPki* pki) {
   using namespace internal;  // NOLINT(build/namespaces)
   EVP_PKEY* ca_key = NewKey();
   EVP_PKEY* other_key = NewKey();
   EVP_PKEY* server_key = NewKey();
-  X509* ca = NewCert(ca_key, "fna test CA", nullptr, ca_key, 1, true);
-  X509* other = NewCert(other_key, "fna other CA", nullptr, other_key, 2, true);
-  X509* server = NewCert(server_key, "localhost", ca, ca_key, 3, false);
+  EVP_PKEY* client_key = NewKey();
+  X509* ca = NewCert(ca_key, "fna test CA", nullptr, nullptr, ca_key, 1, CertKind::kCa);
+  X509* other = NewCert(other_key, "fna other CA", nullptr, nullptr, other_key, 2, CertKind::kCa);
+  X509* server = NewCert(server_key, "localhost", nullptr, ca, ca_key, 3, CertKind::kServer);
+  X509* client = NewCert(client_key, kTestClientName, kTestClientGroup, ca, ca_key, 4, CertKind::kClient);
   pki->ca_file = directory + "/ca.pem";
   pki->other_ca_file = directory + "/other-ca.pem";
   pki->server_cert_file = directory + "/server.pem";
   pki->server_key_file = directory + "/server-key.pem";
+  pki->client_cert_file = directory + "/client.pem";
+  pki->client_key_file = directory + "/client-key.pem";
   const bool ok = WriteCert(pki->ca_file, ca) && WriteCert(pki->other_ca_file, other) &&
-                  WriteCert(pki->server_cert_file, server) && WriteKey(pki->server_key_file, server_key);
+                  WriteCert(pki->server_cert_file, server) && WriteKey(pki->server_key_file, server_key) &&
+                  WriteCert(pki->client_cert_file, client) && WriteKey(pki->client_key_file, client_key);
   X509_free(ca);
   X509_free(other);
   X509_free(server);
+  X509_free(client);
   EVP_PKEY_free(ca_key);
   EVP_PKEY_free(other_key);
   EVP_PKEY_free(server_key);
+  EVP_PKEY_free(client_key);
   return ok;
+}
+
+// Removes the files WriteTestPki wrote, then `directory` if it is empty.
+inline void RemoveTestPki(const std::string& directory, const TestPki& pki) {
+  for (const std::string* file : {&pki.ca_file, &pki.other_ca_file, &pki.server_cert_file,
+                                  &pki.server_key_file, &pki.client_cert_file, &pki.client_key_file}) {
+    if (!file->empty()) unlink(file->c_str());
+  }
+  rmdir(directory.c_str());
 }
 
 }  // namespace fna::testing
