@@ -497,6 +497,7 @@ absl::Status FakeKubeApiServer::Listen() {
   }
   const size_t threads = static_cast<size_t>(std::max(2, options_.worker_threads));
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->set_tcp_nodelay(true);  // no Nagle/delayed-ACK stall between a response's header and body writes
   server_->set_keep_alive_max_count(1000);
   const auto handler = [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); };
   server_->Get(".*", handler);
