@@ -150,6 +150,7 @@ absl::StatusOr<std::unique_ptr<KubeClient>> KubeClient::Create(
     ClusterConnection connection, KubeClientOptions options, const Clock* clock,
     std::unique_ptr<http::HttpTransport> transport) {
   while (absl::EndsWith(connection.server, "/")) connection.server.pop_back();
+  if (connection.source.empty()) connection.source = connection.server;
   if (absl::Status url = http::ParseUrl(connection.server).status(); !url.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(kPrefix, "bad server URL of ", connection.source, ": ", url.message()));
