@@ -1163,7 +1163,7 @@ void FakeKubeApiServer::ServeWatch(const Route& route, const httplib::Request& r
   watch->selector = *std::move(selector);
   watch->bookmarks = IsTrue(req.get_param_value("allowWatchBookmarks"));
   int64_t timeout_seconds = 0;
-  absl::SimpleAtoi(req.get_param_value("timeoutSeconds"), &timeout_seconds);
+  if (!absl::SimpleAtoi(req.get_param_value("timeoutSeconds"), &timeout_seconds)) timeout_seconds = 0;
   watch->end = timeout_seconds > 0 ? std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds)
                                    : std::chrono::steady_clock::time_point::max();
   const std::string from = req.get_param_value("resourceVersion");
