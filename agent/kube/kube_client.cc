@@ -420,6 +420,32 @@ absl::StatusOr<PodList> KubeClient::ListPods(absl::string_view ns, absl::string_
   return pods;
 }
 
+absl::StatusOr<std::string> KubeClient::GetPodLog(absl::string_view ns, absl::string_view name,
+                                                  const PodLogOptions& options, absl::Time deadline) {
+  std::vector<std::string> query;
+  if (!options.container.empty())
+    query.push_back(absl::StrCat("container=", http::UrlEncode(options.container)));
+  if (options.timestamps) query.push_back("timestamps=true");
+  if (options.tail_lines.has_value()) query.push_back(absl::StrCat("tailLines=", *options.tail_lines));
+  if (options.limit_bytes.has_value()) query.push_back(absl::StrCat("limitBytes=", *options.limit_bytes));
+  if (options.since_time.has_value()) {
+    query.push_back(absl::StrCat(
+        "sinceTime=",
+        http::UrlEncode(absl::FormatTime("%Y-%m-%d%ET%H:%M:%SZ", *options.since_time, absl::UTCTimeZone()))));
+  }
+  Call call;
+  call.method = "GET";
+  call.path = absl::StrCat(PodPath(ns, name), "/log");
+  if (!query.empty()) absl::StrAppend(&call.path, "?", absl::StrJoin(query, "&"));
+  call.verb = "get";
+  call.resource = "pods/log";
+  call.ns = std::string(ns);
+  call.name = std::string(name);
+  FNA_ASSIGN_OR_RETURN(const http::HttpResponse response, Execute(call, deadline));
+  if (response.status / 100 != 2) return ErrorFrom(call, response);
+  return response.body;
+}
+
 absl::StatusOr<Json> KubeClient::GetObject(absl::string_view path, absl::Time deadline) {
   Call call;
   call.method = "GET";

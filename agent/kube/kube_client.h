@@ -50,6 +50,15 @@ struct PodList {
   std::string continue_token;         // "" on the last page
 };
 
+// What to read of a container's log (GET .../pods/{name}/log).
+struct PodLogOptions {
+  std::string container;                 // "" only for a Pod with one container
+  bool timestamps = false;               // prefix each line with its RFC 3339 (nanoseconds) time and a space
+  std::optional<int64_t> tail_lines;     // only the last N lines
+  std::optional<int64_t> limit_bytes;    // at most this many bytes (may cut a line)
+  std::optional<absl::Time> since_time;  // lines from this time on (whole seconds)
+};
+
 // Whether `status` is a 410 Gone/Expired from the API (an expired continue token or resourceVersion): list
 // again from the start. The client returns OutOfRange for exactly that case.
 bool IsGone(const absl::Status& status);
@@ -125,6 +134,11 @@ class KubeClient {
   // page). OutOfRange (IsGone) when the continue token expired: list again from the first page.
   absl::StatusOr<PodList> ListPods(absl::string_view ns, absl::string_view label_selector, int64_t limit,
                                    absl::string_view continue_token, absl::Time deadline);
+
+  // GET /api/v1/namespaces/{ns}/pods/{name}/log: the log text (not following). NotFound when the Pod is gone
+  // (logs die with it); InvalidArgument while the container is waiting to start.
+  absl::StatusOr<std::string> GetPodLog(absl::string_view ns, absl::string_view name,
+                                        const PodLogOptions& options, absl::Time deadline);
 
   // GET of any object by its API path, e.g. "/api/v1/namespaces/{ns}/podtemplates/{name}" or
   // "/apis/flyte.lyft.com/v1alpha1/namespaces/{ns}/flyteworkflows/{name}" (already percent-encoded).

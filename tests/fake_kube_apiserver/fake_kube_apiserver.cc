@@ -845,6 +845,7 @@ void FakeKubeApiServer::Handle(const httplib::Request& req, httplib::Response& r
 FakeKubeApiServer::Reply FakeKubeApiServer::Serve(const Route& route, const httplib::Request& req) {
   if (route.verb == "create" && route.name.empty()) return Create(route, req);
   if (route.verb == "get" && route.subresource.empty()) return Get(route);
+  if (route.verb == "get" && route.resource == "pods" && route.subresource == "log") return Log(route, req);
   if (route.verb == "list" && route.subresource.empty()) return List(route, req);
   if (route.verb == "delete" && route.subresource.empty()) return Delete(route, req);
   if (route.verb == "patch" && (route.subresource.empty() || route.subresource == "status"))
@@ -954,6 +955,77 @@ FakeKubeApiServer::Reply FakeKubeApiServer::Get(const Route& route) {
                         Details(route, route.name)));
   }
   return JsonReply(200, *object);
+}
+
+void FakeKubeApiServer::AppendPodLog(const std::string& ns, const std::string& name,
+                                     const std::string& container,
+                                     const std::vector<std::pair<absl::Time, std::string>>& lines) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& log = logs_[absl::StrCat(ns, "/", name, "/", container)];
+  log.insert(log.end(), lines.begin(), lines.end());
+}
+
+FakeKubeApiServer::Reply FakeKubeApiServer::Log(const Route& route, const httplib::Request& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Json* pod = store_.Get(ObjectKey{"v1", "pods", route.ns, route.name});
+  if (pod == nullptr) {
+    return JsonReply(404, StatusJson(404, "NotFound", absl::StrCat("pods \"", route.name, "\" not found"),
+                                     Details(route, route.name)));
+  }
+  std::string container = req.get_param_value("container");
+  const Json containers = pod->value("spec", Json::object()).value("containers", Json::array());
+  if (container.empty()) {
+    if (containers.size() != 1) {
+      return JsonReply(400,
+                       StatusJson(400, "BadRequest",
+                                  absl::StrCat("a container name must be specified for pod ", route.name)));
+    }
+    container = containers[0].value("name", "");
+  }
+  // The kubelet has no log for a container that has not started.
+  bool started = false;
+  for (const Json& status : pod->value("status", Json::object()).value("containerStatuses", Json::array())) {
+    if (status.value("name", "") != container || !status.contains("state")) continue;
+    started = status["state"].contains("running") || status["state"].contains("terminated");
+  }
+  if (!started) {
+    return JsonReply(400, StatusJson(400, "BadRequest",
+                                     absl::StrCat("container \"", container, "\" in pod \"", route.name,
+                                                  "\" is waiting to start: ContainerCreating")));
+  }
+  std::vector<std::pair<absl::Time, std::string>> lines;
+  if (auto it = logs_.find(absl::StrCat(route.ns, "/", route.name, "/", container)); it != logs_.end()) {
+    lines = it->second;
+  }
+  if (req.has_param("sinceTime")) {
+    absl::Time since;
+    std::string error;
+    if (!absl::ParseTime(absl::RFC3339_full, req.get_param_value("sinceTime"), &since, &error)) {
+      return JsonReply(400, StatusJson(400, "BadRequest", absl::StrCat("sinceTime: ", error)));
+    }
+    lines.erase(
+        std::remove_if(lines.begin(), lines.end(), [&](const auto& line) { return line.first < since; }),
+        lines.end());
+  }
+  if (int64_t tail = 0; req.has_param("tailLines") &&
+                        absl::SimpleAtoi(req.get_param_value("tailLines"), &tail) && tail >= 0 &&
+                        static_cast<size_t>(tail) < lines.size()) {
+    lines.erase(lines.begin(), lines.end() - tail);
+  }
+  const bool timestamps = IsTrue(req.get_param_value("timestamps"));
+  std::string text;
+  for (const auto& [time, line] : lines) {
+    if (timestamps) {
+      absl::StrAppend(&text, absl::FormatTime("%Y-%m-%d%ET%H:%M:%E9SZ", time, absl::UTCTimeZone()), " ");
+    }
+    absl::StrAppend(&text, line, "\n");
+  }
+  if (int64_t limit = 0; req.has_param("limitBytes") &&
+                         absl::SimpleAtoi(req.get_param_value("limitBytes"), &limit) && limit >= 0 &&
+                         static_cast<size_t>(limit) < text.size()) {
+    text.resize(static_cast<size_t>(limit));
+  }
+  return {200, text, "text/plain", {}};
 }
 
 FakeKubeApiServer::Reply FakeKubeApiServer::List(const Route& route, const httplib::Request& req) {

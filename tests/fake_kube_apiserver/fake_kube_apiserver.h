@@ -11,11 +11,13 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "agent/common/clock.h"
 #include "nlohmann/json.hpp"
 #include "tests/fake_kube_apiserver/object_store.h"
@@ -176,6 +178,11 @@ class FakeKubeApiServer {
   // Replaces a Pod's status (a MODIFIED event): walks Pods through the kubelet's status sequences.
   absl::StatusOr<nlohmann::json> SetPodStatus(const std::string& ns, const std::string& name,
                                               nlohmann::json status);
+  // Appends lines to a container's log (`GET .../pods/{name}/log`: container, timestamps, tailLines,
+  // limitBytes, sinceTime; 400 while the container is waiting, as the kubelet answers). Logs die with the
+  // Pod.
+  void AppendPodLog(const std::string& ns, const std::string& name, const std::string& container,
+                    const std::vector<std::pair<absl::Time, std::string>>& lines);
   // Deletes a Pod as someone else would (a user, an eviction): removed at once, finalizers ignored.
   absl::Status DeletePodFromOutside(const std::string& ns, const std::string& name);
   // Removes a terminating Pod kept by DeletionMode::kKeepTerminating (its finalizers must be gone first,
@@ -226,6 +233,7 @@ class FakeKubeApiServer {
   Reply List(const Route& route, const httplib::Request& req);
   Reply Delete(const Route& route, const httplib::Request& req);
   Reply Patch(const Route& route, const httplib::Request& req);
+  Reply Log(const Route& route, const httplib::Request& req);
   // Sets `res` to the watch stream (or a 400 for bad parameters).
   void ServeWatch(const Route& route, const httplib::Request& req, httplib::Response& res);
   // Removes `key` when it is terminating, has no finalizers and may go (DeletionMode, FinalizeDeletion).
@@ -247,6 +255,8 @@ class FakeKubeApiServer {
   std::set<ForbidRule> forbidden_ ABSL_GUARDED_BY(mu_);
   std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
   std::vector<RequestRecord> requests_ ABSL_GUARDED_BY(mu_);
+  // "ns/name/container" → (time, line) in order.
+  std::map<std::string, std::vector<std::pair<absl::Time, std::string>>> logs_ ABSL_GUARDED_BY(mu_);
   int64_t uid_counter_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t bookmark_generation_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t close_generation_ ABSL_GUARDED_BY(mu_) = 0;
