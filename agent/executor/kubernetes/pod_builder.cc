@@ -629,7 +629,7 @@ Json NeptuneEnv(const PodIdentity& identity, const PodOptions& options, const st
   if (identity.tracking_disabled) return env;
   env.push_back(EnvVar("NEPTUNE_PROJECT", identity.neptune_project));
   env.push_back(EnvVar("NEPTUNE_CUSTOM_RUN_ID", identity.custom_run_id));
-  if (options.token_namespaces.count(namespace_name) > 0) {
+  if (options.token_namespaces.count(namespace_name) > 0 || options.token_namespaces.count("*") > 0) {
     env.push_back(Json{
         {"name", std::string(kTokenEnv)},
         {"valueFrom",

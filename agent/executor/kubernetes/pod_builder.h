@@ -93,7 +93,8 @@ struct PodOptions {
   std::string gpu_device_node_label = "k8s.amazonaws.com/accelerator";
   std::string gpu_partition_size_node_label = "k8s.amazonaws.com/gpu-partition-size";
 
-  // Namespaces whose task Pods may get the Neptune API token, and the Secret (in that namespace) holding it.
+  // Namespaces whose task Pods may get the Neptune API token ("*": every namespace), and the Secret (in that
+  // namespace) holding it.
   // Only there, and only while tracking is enabled, the primary container gets NEPTUNE_API_TOKEN as
   // `valueFrom.secretKeyRef` (`optional: true`, so a missing Secret never fails the task). Never a value.
   std::set<std::string> token_namespaces;

@@ -284,6 +284,16 @@ TEST(PodBuilderTest, TheTokenIsASecretKeyRefOnlyInOptedInNamespaces) {
   }
 }
 
+TEST(PodBuilderTest, AStarOptsEveryNamespaceIn) {
+  PodOptions options;
+  options.token_namespaces = {"*"};
+  auto request = ReferenceRequest();
+  request.mutable_task_execution_metadata()->set_namespace_("any-namespace");
+  const Json pod = Build(request, Identity(), options);
+  EXPECT_EQ(EnvByName(PrimaryContainer(pod))["NEPTUNE_API_TOKEN"]["valueFrom"]["secretKeyRef"]["name"],
+            "neptune-api-token");
+}
+
 TEST(PodBuilderTest, TheTokenReferenceReplacesATaskProvidedValue) {
   auto request = ReferenceRequest();
   auto* env = request.mutable_template_()->mutable_container()->add_env();
