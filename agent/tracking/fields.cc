@@ -74,6 +74,11 @@ std::vector<Field> FinalFields(const ResourceMeta& meta, const RunOutcome& outco
   if (outcome.has_exit_code())
     fields.push_back({"flyte/exit_code", static_cast<int64_t>(outcome.exit_code())});
   if (!outcome.error().empty()) fields.push_back({"flyte/error", outcome.error()});
+  // After an exit 0, whether error.pb could be looked for: false means SUCCEEDED rests on the exit status
+  // only (an output_prefix scheme no store reads, or a failed read).
+  if (outcome.phase() == "SUCCEEDED" || outcome.error_file_checked()) {
+    fields.push_back({"flyte/error_file_checked", outcome.error_file_checked()});
+  }
   if (!outcome.working_directory().empty()) {
     fields.push_back({"flyte/working_directory", outcome.working_directory()});
   }

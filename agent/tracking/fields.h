@@ -20,7 +20,8 @@ std::vector<neptune::Field> InitialFields(const ResourceMeta& meta, absl::string
                                           absl::string_view working_directory);
 
 // What the final write holds: the outcome (flyte/phase, flyte/started_at, flyte/finished_at,
-// flyte/duration_seconds, flyte/exit_code, flyte/error, flyte/working_directory, sys/failed) and,
+// flyte/duration_seconds, flyte/exit_code, flyte/error, flyte/error_file_checked after an exit 0,
+// flyte/working_directory, sys/failed) and,
 // re-asserted, sys/name and sys/description, which a client attaching from user code resets to its defaults.
 // Plain assigns: writing them twice is harmless.
 std::vector<neptune::Field> FinalFields(const ResourceMeta& meta, const RunOutcome& outcome);

@@ -124,6 +124,22 @@ TEST(FieldsTest, FinalFieldsOfASuccessHaveNoErrorNorExitCodeWhenUnknown) {
   EXPECT_EQ(fields.count("flyte/error"), 0u);
   EXPECT_EQ(fields.count("flyte/exit_code"), 0u);
   EXPECT_EQ(fields.count("flyte/duration_seconds"), 0u);
+  EXPECT_EQ(std::get<bool>(fields["flyte/error_file_checked"]), false);
+}
+
+TEST(FieldsTest, ErrorFileCheckedIsRecordedAfterAnExitZeroOnly) {
+  RunOutcome from_error_file;
+  from_error_file.set_phase("FAILED");
+  from_error_file.set_error("USER:ValueError: boom");
+  from_error_file.set_error_file_checked(true);
+  EXPECT_EQ(std::get<bool>(AsMap(FinalFields(Meta(), from_error_file))["flyte/error_file_checked"]), true);
+  RunOutcome checked_success;
+  checked_success.set_phase("SUCCEEDED");
+  checked_success.set_error_file_checked(true);
+  EXPECT_EQ(std::get<bool>(AsMap(FinalFields(Meta(), checked_success))["flyte/error_file_checked"]), true);
+  RunOutcome aborted;
+  aborted.set_phase("ABORTED");
+  EXPECT_EQ(AsMap(FinalFields(Meta(), aborted)).count("flyte/error_file_checked"), 0u);
 }
 
 }  // namespace
