@@ -21,13 +21,18 @@
 #include "agent/common/periodic.h"
 #include "agent/common/secret.h"
 #include "agent/config/config_loader.h"
+#include "agent/executor/kubernetes/kubernetes_executor.h"
 #include "agent/executor/process_executor.h"
 #include "agent/http/http_transport.h"
+#include "agent/kube/cluster_connection.h"
+#include "agent/kube/kube_client.h"
 #include "agent/neptune/neptune_client.h"
 #include "agent/neptune/offline_tracker.h"
 #include "agent/neptune/token_files.h"
 #include "agent/server/agent_server.h"
 #include "agent/storage/local_output_store.h"
+#include "agent/storage/routing_output_store.h"
+#include "agent/storage/s3_output_store.h"
 #include "agent/tracking/final_writer.h"
 #include "agent/tracking/lifecycle.h"
 #include "agent/version.h"
@@ -129,6 +134,129 @@ absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
   return tracker;
 }
 
+// The Kubernetes executor and what it needs, destroyed in reverse order (the sweeper first).
+struct KubernetesExecutor {
+  std::unique_ptr<kube::KubeClient> client;
+  std::unique_ptr<executor::kubernetes::KubernetesExecutor> executor;
+  std::unique_ptr<PeriodicThread> sweeper;
+};
+
+absl::StatusOr<nlohmann::json> ParseJsonKey(const std::string& text, absl::string_view key) {
+  if (text.empty()) return nlohmann::json();
+  nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(key, ": not valid JSON"));
+  return value;
+}
+
+absl::StatusOr<executor::kubernetes::KubernetesExecutorOptions> KubernetesOptions(const AgentConfig& config) {
+  executor::kubernetes::KubernetesExecutorOptions options;
+  executor::kubernetes::PodOptions& pod = options.pod;
+  for (const std::string& assignment : config.k8s_default_env) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(assignment, absl::MaxSplits('=', 1));
+    pod.default_env.push_back(std::move(kv));
+  }
+  pod.env_from_secrets = config.k8s_env_from_secrets;
+  pod.env_from_config_maps = config.k8s_env_from_config_maps;
+  pod.default_requests = {{"cpu", config.k8s_default_cpu}, {"memory", config.k8s_default_memory}};
+  pod.gpu_resource_name = config.k8s_gpu_resource_name;
+  pod.image_pull_policy = config.k8s_image_pull_policy;
+  auto pod_template =
+      ParseJsonKey(config.k8s_default_pod_template, "executor.kubernetes.default_pod_template");
+  if (!pod_template.ok()) return pod_template.status();
+  pod.default_pod_template = *std::move(pod_template);
+  auto tolerations =
+      ParseJsonKey(config.k8s_interruptible_tolerations, "executor.kubernetes.interruptible_tolerations");
+  if (!tolerations.ok()) return tolerations.status();
+  if (!tolerations->is_null()) pod.interruptible_tolerations = *std::move(tolerations);
+  for (const std::string& assignment : config.k8s_interruptible_node_selector) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(assignment, absl::MaxSplits('=', 1));
+    pod.interruptible_node_selector.insert(std::move(kv));
+  }
+  pod.token_namespaces.insert(config.k8s_token_namespaces.begin(), config.k8s_token_namespaces.end());
+  pod.token_secret = {config.k8s_token_secret, config.k8s_token_secret_key};
+  pod.console_url = config.console_url;
+  options.status.image_pull_backoff_grace_period = config.k8s_image_pull_backoff_grace;
+  options.status.create_container_error_grace_period = config.k8s_create_container_error_grace;
+  options.status.pod_pending_timeout = config.k8s_pod_pending_timeout;
+  options.agent_name = config.agent_name;
+  options.namespaces = config.k8s_namespaces;
+  options.owner_references = config.k8s_owner_references;
+  options.request_timeout = config.k8s_request_timeout;
+  options.cleanup_delay = config.k8s_cleanup_delay;
+  return options;
+}
+
+// Builds the Kubernetes executor: in-cluster credentials, or a kubeconfig for development.
+absl::StatusOr<std::unique_ptr<KubernetesExecutor>> MakeKubernetesExecutor(
+    const AgentConfig& config, const std::map<std::string, std::string>& env, const Clock* clock) {
+  const kube::EnvGetter getenv = [&env](absl::string_view name) -> std::optional<std::string> {
+    if (auto it = env.find(std::string(name)); it != env.end()) return it->second;
+    return std::nullopt;
+  };
+  auto connection = config.k8s_kubeconfig.empty()
+                        ? kube::InClusterConnection(getenv)
+                        : kube::KubeconfigConnection(config.k8s_kubeconfig, config.k8s_context, getenv);
+  if (!connection.ok()) return connection.status();
+  kube::KubeClientOptions client_options;
+  client_options.qps = static_cast<double>(config.k8s_qps);
+  client_options.burst = static_cast<int>(config.k8s_burst);
+  client_options.user_agent = absl::StrCat("flyte-neptune-agent/", kVersion);
+  auto client = kube::KubeClient::Create(*std::move(connection), client_options, clock);
+  if (!client.ok()) return client.status();
+  auto options = KubernetesOptions(config);
+  if (!options.ok()) return options.status();
+
+  auto made = std::make_unique<KubernetesExecutor>();
+  made->client = *std::move(client);
+  made->executor = std::make_unique<executor::kubernetes::KubernetesExecutor>(made->client.get(),
+                                                                              *std::move(options), clock);
+  executor::kubernetes::KubernetesExecutor* executor = made->executor.get();
+  made->sweeper = std::make_unique<PeriodicThread>(config.k8s_sweep_interval, [executor] {
+    if (auto swept = executor->Sweep(); !swept.ok()) {
+      Log(LogLevel::kWarning, "kubernetes", "sweeper pass failed",
+          {{"error", std::string(swept.status().message())}});
+    }
+  });
+  return made;
+}
+
+// The output stores GetTask reads error.pb with: local paths, and s3:// with credentials from the AWS_*
+// variables. Destroyed in reverse order (the router first, the transport last).
+struct OutputStores {
+  std::unique_ptr<http::HttplibTransport> s3_transport;
+  std::unique_ptr<storage::S3OutputStore> s3;
+  storage::LocalOutputStore local;
+  std::unique_ptr<storage::RoutingOutputStore> router;
+};
+
+absl::StatusOr<std::unique_ptr<OutputStores>> MakeOutputStores(const AgentConfig& config,
+                                                               const std::map<std::string, std::string>& env,
+                                                               const Clock* clock) {
+  auto stores = std::make_unique<OutputStores>();
+  http::HttplibTransportOptions transport_options;
+  transport_options.ca_cert_file =
+      config.s3_ca_file.empty() ? EnvOr(env, "AWS_CA_BUNDLE") : config.s3_ca_file;
+  transport_options.https_proxy = EnvOr(env, "HTTPS_PROXY");
+  transport_options.http_proxy = EnvOr(env, "HTTP_PROXY");
+  transport_options.no_proxy = EnvOr(env, "NO_PROXY");
+  auto transport = http::HttplibTransport::Create(transport_options, clock);
+  if (!transport.ok()) return transport.status();
+  stores->s3_transport = *std::move(transport);
+  storage::S3StoreOptions options;
+  options.region = config.s3_region;
+  options.endpoint = config.s3_endpoint;
+  options.sts_endpoint = config.s3_sts_endpoint;
+  options.addressing =
+      config.s3_force_path_style ? storage::S3Addressing::kPathStyle : storage::S3Addressing::kAuto;
+  options.user_agent = absl::StrCat("flyte-neptune-agent/", kVersion);
+  auto s3 = storage::S3OutputStore::FromEnvironment(options, storage::MapEnvironment(env),
+                                                    stores->s3_transport.get(), clock);
+  if (!s3.ok()) return s3.status();
+  stores->s3 = *std::move(s3);
+  stores->router = std::make_unique<storage::RoutingOutputStore>(&stores->local, stores->s3.get());
+  return stores;
+}
+
 int Fail(absl::string_view what, const absl::Status& status) {
   Log(LogLevel::kError, "main", absl::StrCat(what, ": ", status.message()));
   return 1;
@@ -159,21 +287,35 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
     tracker = offline.get();
   }
 
-  executor::ProcessExecutor::Options executor_options;
-  executor_options.state_directory = config.process_state_directory;
-  executor_options.runner_path =
-      config.process_runner_path.empty() ? DefaultRunnerPath() : config.process_runner_path;
-  auto executor = executor::ProcessExecutor::Create(executor_options);
-  if (!executor.ok()) return Fail("cannot start the process executor", executor.status());
+  std::unique_ptr<executor::ProcessExecutor> process;
+  std::unique_ptr<KubernetesExecutor> kubernetes;
+  executor::Executor* executor = nullptr;
+  if (config.executor == ExecutorKind::kKubernetes) {
+    auto made = MakeKubernetesExecutor(config, env, clock);
+    if (!made.ok()) return Fail("cannot set up the Kubernetes executor", made.status());
+    kubernetes = *std::move(made);
+    executor = kubernetes->executor.get();
+  } else {
+    executor::ProcessExecutor::Options executor_options;
+    executor_options.state_directory = config.process_state_directory;
+    executor_options.runner_path =
+        config.process_runner_path.empty() ? DefaultRunnerPath() : config.process_runner_path;
+    auto made = executor::ProcessExecutor::Create(executor_options);
+    if (!made.ok()) return Fail("cannot start the process executor", made.status());
+    process = *std::move(made);
+    executor = process.get();
+  }
 
-  storage::LocalOutputStore outputs;
+  auto outputs = MakeOutputStores(config, env, clock);
+  if (!outputs.ok()) return Fail("cannot set up the S3 output store", outputs.status());
   tracking::FinalWriter::Options writer_options;
   writer_options.console_url = config.console_url;
-  tracking::FinalWriter final_writer(writer_options, tracker, executor->get(), clock);
+  tracking::FinalWriter final_writer(writer_options, tracker, executor, clock);
   if (absl::Status resumed = final_writer.Resume(); !resumed.ok()) {
     return Fail("cannot read pending final writes", resumed);
   }
-  tracking::TaskLifecycle lifecycle(&config, tracker, executor->get(), &outputs, &final_writer, clock);
+  tracking::TaskLifecycle lifecycle(&config, tracker, executor, (*outputs)->router.get(), &final_writer,
+                                    clock);
 
   auto server = server::AgentServer::Start(&config, &lifecycle);
   if (!server.ok()) return Fail("cannot start the gRPC server", server.status());
@@ -184,8 +326,7 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
        {"task_types", absl::StrJoin(config.task_types, ",")},
        {"tracker", config.tracker == TrackerKind::kNeptune ? "neptune" : "offline"},
        {"offline_directory", config.offline_directory},
-       {"executor", "process"},
-       {"state_directory", config.process_state_directory},
+       {"executor", config.executor == ExecutorKind::kKubernetes ? "kubernetes" : "process"},
        {"version", kVersion}});
 
   int signal_number = 0;

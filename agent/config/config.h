@@ -30,7 +30,7 @@ enum class RetryableFailureMode {
 };
 
 enum class TrackerKind { kOffline, kNeptune };
-enum class ExecutorKind { kProcess };
+enum class ExecutorKind { kProcess, kKubernetes };
 
 // The agent's whole configuration: embedded defaults, overridden by the YAML file, then environment
 // variables, then flags (config_loader.h). Immutable once loaded; passed down as `const AgentConfig&`.
@@ -72,6 +72,41 @@ struct AgentConfig {
   std::string process_state_directory = ".flyte-neptune-agent/tasks";
   bool process_allow_non_loopback = false;  // the process executor runs commands on this host
   std::string process_runner_path;          // empty: flyte-neptune-runner next to the agent binary
+  // executor.kubernetes (kubernetes-executor.md)
+  std::string k8s_kubeconfig;               // empty: in-cluster credentials
+  std::string k8s_context;                  // empty: the kubeconfig's current-context
+  std::vector<std::string> k8s_namespaces;  // where the agent lists its Pods; empty: cluster-wide
+  std::vector<std::string>
+      k8s_token_namespaces;  // task Pods there get the token Secret's reference; "*": all
+  std::string k8s_token_secret = "neptune-api-token";
+  std::string k8s_token_secret_key = "token";
+  std::vector<std::string> k8s_default_env;  // NAME=value
+  std::vector<std::string> k8s_env_from_secrets;
+  std::vector<std::string> k8s_env_from_config_maps;
+  std::string k8s_default_cpu = "1000m";
+  std::string k8s_default_memory = "1024Mi";
+  std::string k8s_gpu_resource_name = "nvidia.com/gpu";
+  std::string k8s_image_pull_policy;  // empty: Kubernetes' default
+  // JSON text (from the YAML file): a PodTemplate or {metadata, spec}; "" for none.
+  std::string k8s_default_pod_template;
+  std::string k8s_interruptible_tolerations;  // JSON text of a list of Tolerations; "" for none
+  std::vector<std::string> k8s_interruptible_node_selector;  // key=value
+  bool k8s_owner_references = true;
+  absl::Duration k8s_request_timeout = absl::Seconds(2);
+  absl::Duration k8s_cleanup_delay = absl::Hours(1);
+  absl::Duration k8s_sweep_interval = absl::Minutes(1);
+  absl::Duration k8s_image_pull_backoff_grace = absl::Minutes(3);
+  absl::Duration k8s_create_container_error_grace = absl::Minutes(3);
+  absl::Duration k8s_pod_pending_timeout = absl::ZeroDuration();
+  int64_t k8s_qps = 100;
+  int64_t k8s_burst = 25;
+
+  // storage.s3: reading error.pb under s3:// output prefixes (credentials from the AWS_* environment)
+  std::string s3_endpoint;  // empty: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS's regional endpoint
+  std::string s3_region;    // empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1
+  bool s3_force_path_style = false;  // path-style URLs (MinIO); custom endpoints use them anyway
+  std::string s3_sts_endpoint;  // empty: AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, else AWS's regional STS
+  std::string s3_ca_file;       // empty: AWS_CA_BUNDLE, else the system's CAs
 
   // logging
   LogFormat log_format = LogFormat::kAuto;

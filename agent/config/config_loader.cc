@@ -16,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -24,6 +25,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "agent/common/status_macros.h"
+#include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
 namespace fna {
@@ -216,6 +218,75 @@ absl::StatusOr<std::string> ListenHost(absl::string_view text) {
 absl::StatusOr<std::string> ListenAddress(absl::string_view text) {
   FNA_RETURN_IF_ERROR(ListenHost(text).status());
   return std::string(text);
+}
+
+// A DNS-1123 label: a Kubernetes namespace or Secret name.
+bool IsDnsLabel(absl::string_view text) {
+  const auto valid = [](char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-'; };
+  return !text.empty() && text.size() <= 63 && std::all_of(text.begin(), text.end(), valid) &&
+         text.front() != '-' && text.back() != '-';
+}
+
+absl::StatusOr<std::string> DnsLabel(absl::string_view text) {
+  if (!IsDnsLabel(text)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Quote(text), " is not a DNS-1123 label ([a-z0-9-], at most 63, no leading or trailing '-')"));
+  }
+  return std::string(text);
+}
+
+absl::StatusOr<std::string> DnsLabelOrAny(absl::string_view text) {
+  if (text == "*") return std::string(text);
+  return DnsLabel(text);
+}
+
+// A Kubernetes quantity: "500m", "1Gi", "2", "1e3".
+absl::StatusOr<std::string> Quantity(absl::string_view text) {
+  absl::string_view rest = text;
+  const size_t digits = rest.find_first_not_of("0123456789.");
+  const absl::string_view number = rest.substr(0, digits);
+  const absl::string_view suffix = digits == absl::string_view::npos ? "" : rest.substr(digits);
+  static const std::set<absl::string_view> kSuffixes = {"",  "n", "u",  "m",  "k",  "M",  "G",  "T",
+                                                        "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
+  const bool exponent = absl::StartsWith(suffix, "e") && suffix.size() > 1 &&
+                        std::all_of(suffix.begin() + 1, suffix.end(), absl::ascii_isdigit);
+  if (number.empty() || std::count(number.begin(), number.end(), '.') > 1 || number == "." ||
+      (kSuffixes.count(suffix) == 0 && !exponent)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Quote(text), " is not a Kubernetes quantity (e.g. 500m, 1Gi)"));
+  }
+  return std::string(text);
+}
+
+// NAME=value with a C identifier name.
+absl::StatusOr<std::string> EnvAssignment(absl::string_view text) {
+  const size_t equals = text.find('=');
+  const absl::string_view name = text.substr(0, equals);
+  const auto valid = [](char c) { return absl::ascii_isalnum(c) || c == '_'; };
+  if (equals == absl::string_view::npos || name.empty() || absl::ascii_isdigit(name[0]) ||
+      !std::all_of(name.begin(), name.end(), valid)) {
+    return absl::InvalidArgumentError(absl::StrCat(Quote(text), " is not NAME=value"));
+  }
+  if (name == "NEPTUNE_API_TOKEN") {
+    return absl::InvalidArgumentError(
+        "NEPTUNE_API_TOKEN may not be set here: the token reaches a Pod only from its Secret "
+        "(executor.kubernetes.token_namespaces)");
+  }
+  return std::string(text);
+}
+
+// key=value with a label key and value.
+absl::StatusOr<std::string> LabelAssignment(absl::string_view text) {
+  const size_t equals = text.find('=');
+  if (equals == absl::string_view::npos || equals == 0 || !IsGraph(text)) {
+    return absl::InvalidArgumentError(absl::StrCat(Quote(text), " is not key=value"));
+  }
+  return std::string(text);
+}
+
+absl::StatusOr<std::string> PullPolicy(absl::string_view text) {
+  if (text.empty() || text == "Always" || text == "IfNotPresent" || text == "Never") return std::string(text);
+  return absl::InvalidArgumentError(absl::StrCat(Quote(text), " is not Always, IfNotPresent or Never"));
 }
 
 // localhost, 127.0.0.0/8, ::1 (and ::ffff:127.0.0.0/104).
@@ -429,6 +500,94 @@ Field<AgentConfig> RoutingRulesField() {
   return field;
 }
 
+// A YAML scalar as JSON: quoted scalars are strings; plain ones are null, booleans and numbers when they
+// read as such (YAML 1.2 core schema), else strings.
+constexpr char kYamlStringTag[] = "tag:yaml.org,2002:str";
+
+nlohmann::json ScalarToJson(const YAML::Node& node) {
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!" || node.Tag() == kYamlStringTag) return text;
+  if (text.empty() || text == "~" || text == "null") return nullptr;
+  if (text == "true") return true;
+  if (text == "false") return false;
+  int64_t integer = 0;
+  if (ParseInt(text).ok() && absl::SimpleAtoi(text, &integer)) return integer;
+  double number = 0;
+  if (text.find_first_not_of("0123456789.eE+-") == std::string::npos && absl::SimpleAtod(text, &number)) {
+    return number;
+  }
+  return text;
+}
+
+nlohmann::json YamlToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json object = nlohmann::json::object();
+      for (const auto& entry : node) object[entry.first.Scalar()] = YamlToJson(entry.second);
+      return object;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json array = nlohmann::json::array();
+      for (const YAML::Node& item : node) array.push_back(YamlToJson(item));
+      return array;
+    }
+    case YAML::NodeType::Scalar:
+      return ScalarToJson(node);
+    default:
+      return nullptr;
+  }
+}
+
+// The inverse of YamlToJson: strings that would read back as another type carry the !!str tag.
+YAML::Node JsonToYaml(const nlohmann::json& json) {
+  if (json.is_object()) {
+    YAML::Node map(YAML::NodeType::Map);
+    for (const auto& [key, value] : json.items()) map[key] = JsonToYaml(value);
+    return map;
+  }
+  if (json.is_array()) {
+    YAML::Node list(YAML::NodeType::Sequence);
+    for (const nlohmann::json& item : json) list.push_back(JsonToYaml(item));
+    return list;
+  }
+  if (json.is_null()) return YAML::Node(YAML::NodeType::Null);
+  if (!json.is_string()) return YAML::Node(json.dump());
+  YAML::Node scalar(json.get<std::string>());
+  if (!ScalarToJson(scalar).is_string()) scalar.SetTag(kYamlStringTag);
+  return scalar;
+}
+
+// A YAML-only key holding a Kubernetes object (a map) or list, stored as JSON text ("" when unset).
+Field<AgentConfig> KubernetesJsonField(std::string path, std::string help, std::string AgentConfig::*member,
+                                       bool list) {
+  Field<AgentConfig> field;
+  field.path = std::move(path);
+  field.type = list ? "YAML list" : "YAML map";
+  field.help = std::move(help);
+  field.set_yaml = [member, list](const YAML::Node& node, const std::string& file, const std::string& key,
+                                  AgentConfig& config) -> absl::Status {
+    if (node.IsNull()) {
+      config.*member = "";
+      return absl::OkStatus();
+    }
+    if (list ? !node.IsSequence() : !node.IsMap()) {
+      return Invalid(absl::StrCat(file, ": ", key),
+                     absl::StrCat("expected ", list ? "a list" : "a map", ", got ", KindOf(node)));
+    }
+    config.*member = node.size() == 0 ? "" : YamlToJson(node).dump();  // empty: none
+    return absl::OkStatus();
+  };
+  field.get_yaml = [member, list](const AgentConfig& config) {
+    if ((config.*member).empty()) {
+      YAML::Node empty(list ? YAML::NodeType::Sequence : YAML::NodeType::Map);
+      empty.SetStyle(YAML::EmitterStyle::Flow);
+      return empty;
+    }
+    return JsonToYaml(nlohmann::json::parse(config.*member));
+  };
+  return field;
+}
+
 const std::vector<Field<AgentConfig>>& ConfigFields() {
   using C = AgentConfig;
   static const auto* const fields = new std::vector<Field<C>>{
@@ -514,8 +673,11 @@ const std::vector<Field<AgentConfig>>& ConfigFields() {
       IntField<C>("tracker.neptune.max_pings_per_second",
                   "Budget of pings over all runs of this replica, per second (1-100000).",
                   &C::neptune_max_pings_per_second, 1, 100000),
-      EnumField<C, ExecutorKind>("executor.kind", "What runs the tasks: process (a local process per task).",
-                                 &C::executor, {{"process", ExecutorKind::kProcess}}),
+      EnumField<C, ExecutorKind>(
+          "executor.kind",
+          "What runs the tasks: process (a local process per task, for development) or kubernetes (a Pod per "
+          "task attempt).",
+          &C::executor, {{"process", ExecutorKind::kProcess}, {"kubernetes", ExecutorKind::kKubernetes}}),
       StringField<C>("executor.process.state_directory", "path",
                      "Directory where the process executor keeps each task's state and output.",
                      &C::process_state_directory, NonEmpty),
@@ -526,6 +688,105 @@ const std::vector<Field<AgentConfig>>& ConfigFields() {
       StringField<C>("executor.process.runner_path", "path",
                      "The flyte-neptune-runner program; empty: the one next to the agent binary.",
                      &C::process_runner_path, AnyString),
+      StringField<C>(
+          "executor.kubernetes.kubeconfig", "path",
+          "Kubeconfig file for development outside the cluster; empty: in-cluster credentials (the "
+          "Pod's service account).",
+          &C::k8s_kubeconfig, AnyString),
+      StringField<C>("executor.kubernetes.context", "string",
+                     "Kubeconfig context; empty: its current-context.", &C::k8s_context, AnyString),
+      ListField<C>("executor.kubernetes.namespaces", "list of namespaces",
+                   "Namespaces the agent's Pods live in, matching its RBAC (a Role per namespace); empty: "
+                   "cluster-wide (a ClusterRole).",
+                   &C::k8s_namespaces, DnsLabel, ListCheck::kAny),
+      ListField<C>("executor.kubernetes.token_namespaces", "list of namespaces or *",
+                   "Namespaces whose task Pods get NEPTUNE_API_TOKEN, as a reference to the token Secret in "
+                   "that namespace (never a value); \"*\": all. Empty: no task Pod gets the token.",
+                   &C::k8s_token_namespaces, DnsLabelOrAny, ListCheck::kAny),
+      StringField<C>("executor.kubernetes.token_secret", "string",
+                     "Name of the Secret holding the Neptune API token in each token namespace.",
+                     &C::k8s_token_secret, DnsLabel),
+      StringField<C>("executor.kubernetes.token_secret_key", "string", "Key of the token in that Secret.",
+                     &C::k8s_token_secret_key, NonEmpty),
+      ListField<C>("executor.kubernetes.default_env", "list of NAME=value",
+                   "Environment added to every task container (propeller's k8s.default-env-vars).",
+                   &C::k8s_default_env, EnvAssignment, ListCheck::kAny),
+      ListField<C>("executor.kubernetes.env_from_secrets", "list of names",
+                   "Secrets whose keys every task container gets as environment (envFrom, optional), e.g. "
+                   "the blob store's credentials.",
+                   &C::k8s_env_from_secrets, DnsLabel, ListCheck::kAny),
+      ListField<C>("executor.kubernetes.env_from_config_maps", "list of names",
+                   "ConfigMaps whose keys every task container gets as environment (envFrom, optional).",
+                   &C::k8s_env_from_config_maps, DnsLabel, ListCheck::kAny),
+      StringField<C>("executor.kubernetes.default_cpu", "quantity",
+                     "CPU request and limit of a task that sets neither.", &C::k8s_default_cpu, Quantity),
+      StringField<C>("executor.kubernetes.default_memory", "quantity",
+                     "Memory request and limit of a task that sets neither.", &C::k8s_default_memory,
+                     Quantity),
+      StringField<C>("executor.kubernetes.gpu_resource_name", "string",
+                     "Resource name of a task's GPU request.", &C::k8s_gpu_resource_name, NonEmpty),
+      StringField<C>("executor.kubernetes.image_pull_policy", "Always | IfNotPresent | Never",
+                     "imagePullPolicy of task containers; empty: Kubernetes' default.",
+                     &C::k8s_image_pull_policy, PullPolicy),
+      KubernetesJsonField(
+          "executor.kubernetes.default_pod_template",
+          "Base of every container task's Pod: a PodTemplate ({template: {metadata, spec}}) or "
+          "{metadata, spec}, merged as propeller merges its default pod template. YAML only.",
+          &C::k8s_default_pod_template, false),
+      KubernetesJsonField("executor.kubernetes.interruptible_tolerations",
+                          "Tolerations added to the Pods of interruptible attempts. YAML only.",
+                          &C::k8s_interruptible_tolerations, true),
+      ListField<C>("executor.kubernetes.interruptible_node_selector", "list of key=value",
+                   "Node selector entries added to the Pods of interruptible attempts.",
+                   &C::k8s_interruptible_node_selector, LabelAssignment, ListCheck::kAny),
+      BoolField<C>("executor.kubernetes.owner_references",
+                   "Give each Pod an ownerReference to its FlyteWorkflow (needs get on flyteworkflows), so "
+                   "it is deleted with its workflow.",
+                   &C::k8s_owner_references),
+      DurationField<C>("executor.kubernetes.request_timeout",
+                       "Bound of each Kubernetes API call, retries included (> 0, at most 60s).",
+                       &C::k8s_request_timeout, {absl::ZeroDuration(), false, absl::Seconds(60), true}),
+      DurationField<C>("executor.kubernetes.cleanup_delay",
+                       "A finished Pod is deleted this long after its run was finalized (>= 0).",
+                       &C::k8s_cleanup_delay, {absl::ZeroDuration(), true, absl::InfiniteDuration(), false}),
+      DurationField<C>("executor.kubernetes.sweep_interval", "How often finished Pods are looked for (> 0).",
+                       &C::k8s_sweep_interval,
+                       {absl::ZeroDuration(), false, absl::InfiniteDuration(), false}),
+      DurationField<C>(
+          "executor.kubernetes.image_pull_backoff_grace",
+          "An image pull failing this long fails the task (k8s.image-pull-backoff-grace-period).",
+          &C::k8s_image_pull_backoff_grace, {absl::ZeroDuration(), true, absl::InfiniteDuration(), false}),
+      DurationField<C>("executor.kubernetes.create_container_error_grace",
+                       "A container-creation error lasting this long fails the task.",
+                       &C::k8s_create_container_error_grace,
+                       {absl::ZeroDuration(), true, absl::InfiniteDuration(), false}),
+      DurationField<C>("executor.kubernetes.pod_pending_timeout",
+                       "A Pod pending this long fails the task retryably; 0: never.",
+                       &C::k8s_pod_pending_timeout,
+                       {absl::ZeroDuration(), true, absl::InfiniteDuration(), false}),
+      IntField<C>("executor.kubernetes.qps", "Kubernetes API requests per second, at most (1-10000).",
+                  &C::k8s_qps, 1, 10000),
+      IntField<C>("executor.kubernetes.burst", "Kubernetes API request burst (1-10000).", &C::k8s_burst, 1,
+                  10000),
+      StringField<C>("storage.s3.endpoint", "URL",
+                     "S3-compatible endpoint for s3:// output prefixes (e.g. MinIO's); empty: "
+                     "AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS's regional endpoint.",
+                     &C::s3_endpoint, ConsoleUrl),
+      StringField<C>("storage.s3.region", "string",
+                     "Region the requests are signed for; empty: AWS_REGION or AWS_DEFAULT_REGION, else "
+                     "us-east-1.",
+                     &C::s3_region, AnyString),
+      BoolField<C>("storage.s3.force_path_style",
+                   "Path-style URLs (endpoint/bucket/key) even on AWS; a custom endpoint always uses them.",
+                   &C::s3_force_path_style),
+      StringField<C>("storage.s3.sts_endpoint", "URL",
+                     "STS endpoint for web-identity credentials; empty: AWS_ENDPOINT_URL_STS or "
+                     "AWS_ENDPOINT_URL, else AWS's regional STS.",
+                     &C::s3_sts_endpoint, ConsoleUrl),
+      StringField<C>(
+          "storage.s3.ca_file", "path",
+          "PEM file of the CAs to trust for S3 and STS; empty: AWS_CA_BUNDLE, else the system's CAs.",
+          &C::s3_ca_file, AnyString),
       EnumField<C, LogFormat>(
           "logging.format", "Log format: text on a terminal and JSON lines otherwise (auto), json or text.",
           &C::log_format,

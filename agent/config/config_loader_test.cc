@@ -52,6 +52,12 @@ void ExpectSameConfig(const AgentConfig& a, const AgentConfig& b) {
   EXPECT_EQ(a.process_state_directory, b.process_state_directory);
   EXPECT_EQ(a.process_allow_non_loopback, b.process_allow_non_loopback);
   EXPECT_EQ(a.process_runner_path, b.process_runner_path);
+  EXPECT_EQ(a.k8s_namespaces, b.k8s_namespaces);
+  EXPECT_EQ(a.k8s_default_env, b.k8s_default_env);
+  EXPECT_EQ(a.k8s_default_pod_template, b.k8s_default_pod_template);
+  EXPECT_EQ(a.k8s_interruptible_tolerations, b.k8s_interruptible_tolerations);
+  EXPECT_EQ(a.k8s_cleanup_delay, b.k8s_cleanup_delay);
+  EXPECT_EQ(a.k8s_owner_references, b.k8s_owner_references);
   EXPECT_EQ(a.log_format, b.log_format);
   EXPECT_EQ(a.log_level, b.log_level);
 }
@@ -501,6 +507,12 @@ TEST_F(ConfigLoaderTest, FormatConfigParsesBackToAnEqualConfig) {
   config.process_state_directory = "state dir";
   config.process_allow_non_loopback = true;
   config.process_runner_path = "~";
+  config.k8s_namespaces = {"a", "b-c"};
+  config.k8s_default_env = {"A=1", "B=x=y"};
+  config.k8s_default_pod_template = R"({"spec":{"nodeSelector":{"disk":"ssd","gpu":"true"}}})";
+  config.k8s_interruptible_tolerations = R"([{"key":"spot","tolerationSeconds":30,"value":"null"}])";
+  config.k8s_cleanup_delay = absl::Minutes(5);
+  config.k8s_owner_references = false;
   config.log_format = LogFormat::kText;
   config.log_level = LogLevel::kError;
 
@@ -511,6 +523,74 @@ TEST_F(ConfigLoaderTest, FormatConfigParsesBackToAnEqualConfig) {
     ExpectSameConfig(result->config, original);
     EXPECT_EQ(FormatConfig(result->config), yaml);
   }
+}
+
+TEST_F(ConfigLoaderTest, KubernetesExecutorKeys) {
+  const std::string path = WriteConfig(R"(
+executor:
+  kind: kubernetes
+  kubernetes:
+    namespaces: [flytesnacks-development, flytesnacks-production]
+    token_namespaces: ["*"]
+    default_env: [FOO=bar, EMPTY=]
+    default_cpu: 500m
+    default_memory: 2Gi
+    default_pod_template:
+      template:
+        metadata:
+          annotations: {safe-to-evict: "false", plain: false, count: "1"}
+        spec:
+          tolerations: [{key: a, operator: Exists, tolerationSeconds: 30}]
+    interruptible_tolerations:
+      - {key: spot, value: "true", effect: NoSchedule}
+    interruptible_node_selector: [lifecycle=spot]
+    cleanup_delay: 30m
+)");
+  absl::StatusOr<CommandLine> result = ParseCommandLine({"--config", path}, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  const AgentConfig& config = result->config;
+  EXPECT_EQ(config.executor, ExecutorKind::kKubernetes);
+  EXPECT_EQ(config.k8s_namespaces,
+            (std::vector<std::string>{"flytesnacks-development", "flytesnacks-production"}));
+  EXPECT_EQ(config.k8s_token_namespaces, std::vector<std::string>{"*"});
+  EXPECT_EQ(config.k8s_default_env, (std::vector<std::string>{"FOO=bar", "EMPTY="}));
+  EXPECT_EQ(config.k8s_default_cpu, "500m");
+  EXPECT_EQ(config.k8s_cleanup_delay, absl::Minutes(30));
+  // Kubernetes JSON types: quoted scalars stay strings, plain ones are typed.
+  EXPECT_EQ(config.k8s_default_pod_template,
+            R"({"template":{"metadata":{"annotations":{"count":"1","plain":false,"safe-to-evict":"false"}},)"
+            R"("spec":{"tolerations":[{"key":"a","operator":"Exists","tolerationSeconds":30}]}}})");
+  EXPECT_EQ(config.k8s_interruptible_tolerations, R"([{"effect":"NoSchedule","key":"spot","value":"true"}])");
+
+  // --print-config output loads back to the same JSON.
+  const std::string yaml = FormatConfig(config);
+  absl::StatusOr<CommandLine> again = ParseCommandLine({"--config", WriteConfig(yaml, "again.yaml")}, {});
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << yaml;
+  EXPECT_EQ(again->config.k8s_default_pod_template, config.k8s_default_pod_template);
+  EXPECT_EQ(again->config.k8s_interruptible_tolerations, config.k8s_interruptible_tolerations);
+}
+
+TEST_F(ConfigLoaderTest, KubernetesExecutorErrorsNameTheKey) {
+  EXPECT_EQ(FileError("executor:\n  kubernetes:\n    default_cpu: lots\n"),
+            "FILE: executor.kubernetes.default_cpu: \"lots\" is not a Kubernetes quantity (e.g. 500m, 1Gi)");
+  EXPECT_EQ(
+      FileError("executor:\n  kubernetes:\n    namespaces: [Flyte_Dev]\n"),
+      "FILE: executor.kubernetes.namespaces[0]: \"Flyte_Dev\" is not a DNS-1123 label ([a-z0-9-], at most "
+      "63, no leading or trailing '-')");
+  EXPECT_EQ(
+      FileError("executor:\n  kubernetes:\n    default_env: [NEPTUNE_API_TOKEN=abc]\n"),
+      "FILE: executor.kubernetes.default_env[0]: NEPTUNE_API_TOKEN may not be set here: the token reaches a "
+      "Pod only from its Secret (executor.kubernetes.token_namespaces)");
+  EXPECT_EQ(FileError("executor:\n  kubernetes:\n    default_pod_template: [a]\n"),
+            "FILE: executor.kubernetes.default_pod_template: expected a map, got a list");
+  EXPECT_EQ(FileError("executor:\n  kubernetes:\n    image_pull_policy: always\n"),
+            "FILE: executor.kubernetes.image_pull_policy: \"always\" is not Always, IfNotPresent or Never");
+  EXPECT_EQ(
+      Error({"--executor.kubernetes.default_pod_template={}"}),
+      "--executor.kubernetes.default_pod_template: executor.kubernetes.default_pod_template can only be set "
+      "in the YAML file");
+  EXPECT_EQ(Error({"--executor.kubernetes.qps=0"}),
+            "--executor.kubernetes.qps: 0 is out of range [1, 10000]");
 }
 
 TEST_F(ConfigLoaderTest, FormatConfigOfDefaults) {
@@ -549,6 +629,39 @@ executor:
     state_directory: .flyte-neptune-agent/tasks
     allow_non_loopback: false
     runner_path: ""
+  kubernetes:
+    kubeconfig: ""
+    context: ""
+    namespaces: []
+    token_namespaces: []
+    token_secret: neptune-api-token
+    token_secret_key: token
+    default_env: []
+    env_from_secrets: []
+    env_from_config_maps: []
+    default_cpu: 1000m
+    default_memory: 1024Mi
+    gpu_resource_name: nvidia.com/gpu
+    image_pull_policy: ""
+    default_pod_template: {}
+    interruptible_tolerations: []
+    interruptible_node_selector: []
+    owner_references: true
+    request_timeout: 2s
+    cleanup_delay: 1h
+    sweep_interval: 1m
+    image_pull_backoff_grace: 3m
+    create_container_error_grace: 3m
+    pod_pending_timeout: 0
+    qps: 100
+    burst: 25
+storage:
+  s3:
+    endpoint: ""
+    region: ""
+    force_path_style: false
+    sts_endpoint: ""
+    ca_file: ""
 logging:
   format: auto
   level: info
@@ -589,6 +702,36 @@ const std::vector<std::string>& AllKeys() {
       "executor.process.state_directory",
       "executor.process.allow_non_loopback",
       "executor.process.runner_path",
+      "executor.kubernetes.kubeconfig",
+      "executor.kubernetes.context",
+      "executor.kubernetes.namespaces",
+      "executor.kubernetes.token_namespaces",
+      "executor.kubernetes.token_secret",
+      "executor.kubernetes.token_secret_key",
+      "executor.kubernetes.default_env",
+      "executor.kubernetes.env_from_secrets",
+      "executor.kubernetes.env_from_config_maps",
+      "executor.kubernetes.default_cpu",
+      "executor.kubernetes.default_memory",
+      "executor.kubernetes.gpu_resource_name",
+      "executor.kubernetes.image_pull_policy",
+      "executor.kubernetes.default_pod_template",
+      "executor.kubernetes.interruptible_tolerations",
+      "executor.kubernetes.interruptible_node_selector",
+      "executor.kubernetes.owner_references",
+      "executor.kubernetes.request_timeout",
+      "executor.kubernetes.cleanup_delay",
+      "executor.kubernetes.sweep_interval",
+      "executor.kubernetes.image_pull_backoff_grace",
+      "executor.kubernetes.create_container_error_grace",
+      "executor.kubernetes.pod_pending_timeout",
+      "executor.kubernetes.qps",
+      "executor.kubernetes.burst",
+      "storage.s3.endpoint",
+      "storage.s3.region",
+      "storage.s3.force_path_style",
+      "storage.s3.sts_endpoint",
+      "storage.s3.ca_file",
       "logging.format",
       "logging.level",
   };
