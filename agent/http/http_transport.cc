@@ -332,6 +332,98 @@ void HttplibTransport::Release(const std::string& origin, std::unique_ptr<httpli
   client.reset();  // a discarded client closes its connection here, outside the lock
 }
 
+void StreamCanceller::Cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  if (stop_) stop_();
+}
+
+bool StreamCanceller::cancelled() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cancelled_;
+}
+
+bool StreamCanceller::Attach(std::function<void()> stop) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cancelled_) return false;
+  stop_ = std::move(stop);
+  return true;
+}
+
+void StreamCanceller::Detach() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stop_ = nullptr;
+}
+
+absl::StatusOr<HttpResponse> HttpTransport::Stream(const HttpRequest& request,
+                                                   const std::function<bool(absl::string_view data)>& on_data,
+                                                   StreamCanceller* canceller) {
+  if (canceller != nullptr && canceller->cancelled()) return absl::CancelledError("stream cancelled");
+  FNA_ASSIGN_OR_RETURN(HttpResponse response, Send(request));
+  if (response.status / 100 == 2) {
+    on_data(response.body);
+    response.body.clear();
+  }
+  return response;
+}
+
+absl::StatusOr<HttpResponse> HttplibTransport::Stream(
+    const HttpRequest& request, const std::function<bool(absl::string_view data)>& on_data,
+    StreamCanceller* canceller) {
+  FNA_ASSIGN_OR_RETURN(const ParsedUrl url, ParseUrl(request.url));
+  const absl::Duration left = request.deadline - clock_->Now();
+  if (left <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError(absl::StrCat("deadline passed before calling ", url.host));
+  }
+  FNA_ASSIGN_OR_RETURN(std::unique_ptr<httplib::Client> client, NewClient(url));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++clients_created_;
+  }
+  const absl::Duration floor = absl::Milliseconds(1);
+  client->set_keep_alive(false);
+  client->set_connection_timeout(ToChrono(Clamp(left, floor, options_.connect_timeout)));
+  client->set_read_timeout(ToChrono(Clamp(left, floor, options_.io_timeout)));
+  client->set_write_timeout(ToChrono(Clamp(left, floor, options_.io_timeout)));
+  httplib::Client* raw = client.get();
+  if (canceller != nullptr && !canceller->Attach([raw] { raw->stop(); })) {
+    return absl::CancelledError("stream cancelled");
+  }
+
+  HttpResponse response;
+  bool success = false;
+  httplib::Request req;
+  req.method = request.method;
+  req.path = url.target;
+  for (const HttpHeader& header : request.headers) req.headers.emplace(header.name, header.value);
+  if (!request.content_type.empty()) req.headers.emplace("Content-Type", request.content_type);
+  req.body = request.body;
+  req.response_handler = [&](const httplib::Response& head) {
+    response.status = head.status;
+    success = head.status / 100 == 2;
+    for (const auto& [name, value] : head.headers) response.headers.push_back(HttpHeader{name, value});
+    return true;
+  };
+  req.content_receiver = [&](const char* data, size_t length, uint64_t /*offset*/, uint64_t /*total*/) {
+    if (!success) {
+      response.body.append(data, length);  // an error's Status body, read whole
+      return true;
+    }
+    return on_data(absl::string_view(data, length));
+  };
+  httplib::Result result = client->send(req);
+  if (canceller != nullptr) canceller->Detach();
+  if (canceller != nullptr && canceller->cancelled()) return absl::CancelledError("stream cancelled");
+  if (!result && !(result.error() == httplib::Error::Canceled && response.status != 0)) {
+    const std::string what = absl::StrCat(request.method, " ", url.host, ":", url.port,
+                                          " failed: ", httplib::to_string(result.error()));
+    if (response.status / 100 == 2) return absl::UnavailableError(absl::StrCat(what, " (stream cut)"));
+    if (clock_->Now() >= request.deadline) return absl::DeadlineExceededError(what);
+    return absl::UnavailableError(what);
+  }
+  return response;
+}
+
 absl::StatusOr<HttpResponse> HttplibTransport::Send(const HttpRequest& request) {
   auto url = ParseUrl(request.url);
   if (!url.ok()) return url.status();

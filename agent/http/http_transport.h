@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,24 @@ struct HttpResponse {
   const std::string* FindHeader(absl::string_view name) const;
 };
 
+// Ends a stream (HttpTransport::Stream) from another thread, promptly: the connection is closed under the
+// reader. Once cancelled it stays cancelled, and a stream started with it ends at once. Thread-safe.
+class StreamCanceller {
+ public:
+  void Cancel();
+  bool cancelled() const;
+
+  // For transports: `stop` closes the stream's connection. Attach returns false (and does not keep `stop`)
+  // when already cancelled; Detach forgets it before the connection goes away.
+  bool Attach(std::function<void()> stop);
+  void Detach();
+
+ private:
+  mutable std::mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> stop_ ABSL_GUARDED_BY(mu_);
+};
+
 // Sends HTTP requests: the seam between the Neptune protocol (neptune_client.h) and the network, so that the
 // protocol is unit-tested over a fake.
 //
@@ -62,6 +81,15 @@ class HttpTransport {
   // TLS certificate is not trusted or the CA file cannot be loaded (not worth retrying); InvalidArgument for
   // a malformed URL. Messages name the host, never a header value or the body.
   virtual absl::StatusOr<HttpResponse> Send(const HttpRequest& request) = 0;
+
+  // Sends `request` and hands a 2xx response's body to `on_data` piece by piece as it arrives, for
+  // long-lived responses (a Kubernetes watch); returning false from `on_data` ends the stream. Returns the
+  // status and headers, with the body only when the status is not 2xx. `request.deadline` bounds the whole
+  // exchange; `canceller` (optional) ends it from another thread (Cancelled). Errors as Send. The default
+  // sends with Send and hands the whole body over at once (for fakes); the real transport streams.
+  virtual absl::StatusOr<HttpResponse> Stream(const HttpRequest& request,
+                                              const std::function<bool(absl::string_view data)>& on_data,
+                                              StreamCanceller* canceller);
 };
 
 // The parts of an absolute http(s) URL.
@@ -140,6 +168,10 @@ class HttplibTransport final : public HttpTransport {
   ~HttplibTransport() override;
 
   absl::StatusOr<HttpResponse> Send(const HttpRequest& request) override;
+  // On a connection of its own (not pooled), closed when the stream ends.
+  absl::StatusOr<HttpResponse> Stream(const HttpRequest& request,
+                                      const std::function<bool(absl::string_view data)>& on_data,
+                                      StreamCanceller* canceller) override;
 
   // Connections opened so far (httplib clients created), for tests and metrics.
   int64_t clients_created() const;

@@ -60,6 +60,29 @@ class TestServer {
       std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_.load()));
       response.set_content("slow", "text/plain");
     });
+    // Three chunks, then (with ?hold) the stream stays open until the server stops.
+    server_->Get("/stream", [this](const httplib::Request& request, httplib::Response& response) {
+      Record(request);
+      const bool hold = request.has_param("hold");
+      response.set_chunked_content_provider(
+          "application/json", [this, hold, sent = 0](size_t, httplib::DataSink& sink) mutable {
+            if (sent < 3) {
+              const std::string line = absl::StrCat("{\"n\":", sent++, "}\n");
+              return sink.write(line.data(), line.size());
+            }
+            if (!hold) {
+              sink.done();
+              return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            return !stopping_.load();
+          });
+    });
+    server_->Get("/missing", [this](const httplib::Request& request, httplib::Response& response) {
+      Record(request);
+      response.status = 404;
+      response.set_content(R"({"kind":"Status","code":404})", "application/json");
+    });
     server_->Get(".*", [this](const httplib::Request& request, httplib::Response& response) {
       Record(request);
       response.set_header("X-Echo-Target", request.target);
@@ -79,11 +102,13 @@ class TestServer {
     while (!server_->is_running()) std::this_thread::yield();
   }
   ~TestServer() {
+    stopping_ = true;
     server_->stop();
     thread_.join();
   }
 
   int port() const { return port_; }
+  std::atomic<bool> stopping_{false};
   std::string Url(absl::string_view path, bool tls = false) const {
     return absl::StrCat(tls ? "https" : "http", "://127.0.0.1:", port_, path);
   }
@@ -345,6 +370,92 @@ TEST(HttplibTransportTest, DeadlineBoundsTheExchange) {
   late.deadline = absl::Now() - absl::Seconds(1);
   EXPECT_EQ(transport->Send(late).status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(server.requests(), before);
+}
+
+TEST(HttplibTransportTest, StreamsTheBodyAsItArrivesAndEndsWithTheServer) {
+  TestServer server;
+  auto transport = HttplibTransport::Create({}, Clock::Real());
+  ASSERT_TRUE(transport.ok());
+  HttpRequest request;
+  request.method = "GET";
+  request.url = server.Url("/stream");
+  request.deadline = absl::Now() + absl::Seconds(10);
+  std::string received;
+  auto response = (*transport)
+                      ->Stream(
+                          request,
+                          [&](absl::string_view data) {
+                            received.append(data.data(), data.size());
+                            return true;
+                          },
+                          nullptr);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(received, "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n");
+  EXPECT_TRUE(response->body.empty());
+
+  // An error status comes back with its body, which is not streamed.
+  request.url = server.Url("/missing");
+  received.clear();
+  response = (*transport)
+                 ->Stream(
+                     request,
+                     [&](absl::string_view data) {
+                       received.append(data.data(), data.size());
+                       return true;
+                     },
+                     nullptr);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 404);
+  EXPECT_EQ(response->body, R"({"kind":"Status","code":404})");
+  EXPECT_TRUE(received.empty());
+}
+
+TEST(HttplibTransportTest, AStreamEndsWhenTheReaderSaysSoOrWhenCancelled) {
+  TestServer server;
+  auto transport = HttplibTransport::Create({}, Clock::Real());
+  ASSERT_TRUE(transport.ok());
+  HttpRequest request;
+  request.method = "GET";
+  request.url = server.Url("/stream?hold=1");
+  request.deadline = absl::Now() + absl::Seconds(30);
+  int lines = 0;
+  auto response = (*transport)
+                      ->Stream(
+                          request,
+                          [&](absl::string_view data) {
+                            lines += static_cast<int>(std::count(data.begin(), data.end(), '\n'));
+                            return lines < 2;
+                          },
+                          nullptr);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+
+  StreamCanceller canceller;
+  std::atomic<int> seen{0};
+  std::thread reader([&] {
+    auto held = (*transport)
+                    ->Stream(
+                        request,
+                        [&](absl::string_view) {
+                          ++seen;
+                          return true;
+                        },
+                        &canceller);
+    EXPECT_EQ(held.status().code(), absl::StatusCode::kCancelled);
+  });
+  while (seen.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const absl::Time cancelled_at = absl::Now();
+  canceller.Cancel();
+  reader.join();
+  EXPECT_LT(absl::Now() - cancelled_at, absl::Seconds(2));
+  // Cancelled stays cancelled.
+  EXPECT_EQ((*transport)
+                ->Stream(
+                    request, [](absl::string_view) { return true; }, &canceller)
+                .status()
+                .code(),
+            absl::StatusCode::kCancelled);
 }
 
 TEST(HttplibTransportTest, BusyPoolWaitsOnlyUntilTheDeadline) {
