@@ -446,6 +446,81 @@ absl::StatusOr<std::string> KubeClient::GetPodLog(absl::string_view ns, absl::st
   return response.body;
 }
 
+absl::Status KubeClient::WatchPods(absl::string_view ns, absl::string_view label_selector,
+                                   absl::string_view resource_version, absl::Duration timeout,
+                                   const std::function<bool(const WatchEvent& event)>& on_event,
+                                   http::StreamCanceller* canceller) {
+  Call call;
+  call.method = "GET";
+  call.verb = "watch";
+  call.resource = "pods";
+  call.ns = std::string(ns);
+  std::vector<std::string> query = {"watch=1", "allowWatchBookmarks=true",
+                                    absl::StrCat("timeoutSeconds=", absl::ToInt64Seconds(timeout))};
+  if (!resource_version.empty())
+    query.push_back(absl::StrCat("resourceVersion=", http::UrlEncode(resource_version)));
+  if (!label_selector.empty())
+    query.push_back(absl::StrCat("labelSelector=", http::UrlEncode(label_selector)));
+  call.path = absl::StrCat(PodsPath(ns), "?", absl::StrJoin(query, "&"));
+  const std::string what = call.Describe();
+  // Connecting and the first byte are bounded like any call; the stream then lasts up to `timeout`.
+  const absl::Time deadline = clock_->Now() + timeout + options_.request_timeout;
+  if (absl::Status waited = limiter_.Wait(deadline); !waited.ok()) {
+    return Error(absl::StatusCode::kDeadlineExceeded, what, waited.message());
+  }
+  absl::StatusOr<Secret> token = tokens_.Token();
+  if (!token.ok()) return Error(token.status().code(), what, token.status().message());
+  http::HttpRequest request;
+  request.method = "GET";
+  request.url = absl::StrCat(connection_.server, call.path);
+  request.headers = {{"Accept", "application/json"}, {"User-Agent", user_agent_}};
+  if (!token->empty()) request.headers.push_back({"Authorization", absl::StrCat("Bearer ", token->Reveal())});
+  request.deadline = deadline;
+  ++requests_;
+
+  std::string pending;  // bytes after the last complete line
+  absl::Status ended;   // an ERROR event, or an event that is not JSON
+  const auto on_data = [&](absl::string_view data) {
+    pending.append(data.data(), data.size());
+    size_t start = 0;
+    for (size_t newline; (newline = pending.find('\n', start)) != std::string::npos; start = newline + 1) {
+      const absl::string_view line =
+          absl::StripAsciiWhitespace(absl::string_view(pending).substr(start, newline - start));
+      if (line.empty()) continue;
+      Json parsed = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("type") ||
+          !parsed["type"].is_string()) {
+        ended = Error(absl::StatusCode::kInternal, what, "the watch sent an event that is not JSON");
+        return false;
+      }
+      WatchEvent event{parsed["type"].get<std::string>(), std::move(parsed["object"])};
+      if (event.type == "ERROR") {
+        const int code = event.object.is_object() ? event.object.value("code", 0) : 0;
+        const std::string message = event.object.is_object() ? event.object.value("message", "") : "";
+        ended = Error(code == 410 ? absl::StatusCode::kOutOfRange : absl::StatusCode::kUnavailable, what,
+                      absl::StrCat("ERROR event ", code, ": ", message));
+        return false;
+      }
+      StripManagedFields(event.object);
+      if (!on_event(event)) return false;
+    }
+    pending.erase(0, start);
+    return true;
+  };
+  absl::StatusOr<http::HttpResponse> response = transport_->Stream(request, on_data, canceller);
+  if (!ended.ok()) return ended;
+  if (!response.ok()) {
+    if (absl::IsCancelled(response.status()))
+      return absl::CancelledError(absl::StrCat(kPrefix, what, ": cancelled"));
+    return Error(response.status().code(), what, response.status().message());
+  }
+  if (response->status / 100 != 2) {
+    if (response->status == 401) tokens_.Invalidate();
+    return ErrorFrom(call, *response);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Json> KubeClient::GetObject(absl::string_view path, absl::Time deadline) {
   Call call;
   call.method = "GET";

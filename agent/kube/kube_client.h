@@ -59,6 +59,13 @@ struct PodLogOptions {
   std::optional<absl::Time> since_time;  // lines from this time on (whole seconds)
 };
 
+// One event of a watch: ADDED, MODIFIED, DELETED (the object's last state), or BOOKMARK (only
+// metadata.resourceVersion). ERROR events are not handed over: they end the watch with their status.
+struct WatchEvent {
+  std::string type;
+  nlohmann::json object;  // without metadata.managedFields
+};
+
 // Whether `status` is a 410 Gone/Expired from the API (an expired continue token or resourceVersion): list
 // again from the start. The client returns OutOfRange for exactly that case.
 bool IsGone(const absl::Status& status);
@@ -139,6 +146,18 @@ class KubeClient {
   // (logs die with it); InvalidArgument while the container is waiting to start.
   absl::StatusOr<std::string> GetPodLog(absl::string_view ns, absl::string_view name,
                                         const PodLogOptions& options, absl::Time deadline);
+
+  // Watches the Pods of `ns` ("" = cluster-wide) matching `label_selector` from `resource_version` (from a
+  // list), with bookmarks, for at most `timeout` (the server's timeoutSeconds), handing each event to
+  // `on_event` in order (returning false ends the watch). One attempt, no retries: the caller relists or
+  // re-watches. OK when the server ended the stream (timeout) or `on_event` stopped it; OutOfRange (IsGone)
+  // when `resource_version` is too old (410, as the HTTP status or an ERROR event): list again; Cancelled by
+  // `canceller`; Unavailable when the stream was cut (a partial last line is dropped, never half-applied);
+  // other errors as the other calls. Blocks while the stream is open.
+  absl::Status WatchPods(absl::string_view ns, absl::string_view label_selector,
+                         absl::string_view resource_version, absl::Duration timeout,
+                         const std::function<bool(const WatchEvent& event)>& on_event,
+                         http::StreamCanceller* canceller);
 
   // GET of any object by its API path, e.g. "/api/v1/namespaces/{ns}/podtemplates/{name}" or
   // "/apis/flyte.lyft.com/v1alpha1/namespaces/{ns}/flyteworkflows/{name}" (already percent-encoded).

@@ -66,6 +66,7 @@ struct FakeKubeApiServer::Watch {
   bool bookmarks = false;
   int64_t bookmark_generation = 0;
   int64_t close_generation = 0;
+  int64_t cut_generation = 0;
   std::chrono::steady_clock::time_point end;
   std::string pending;  // lines to send first
   bool finished = false;
@@ -682,6 +683,14 @@ void FakeKubeApiServer::CloseWatches() {
   changed_.notify_all();
 }
 
+void FakeKubeApiServer::CutWatchesMidEvent() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++cut_generation_;
+  }
+  changed_.notify_all();
+}
+
 int FakeKubeApiServer::open_watches() const {
   std::lock_guard<std::mutex> lock(mu_);
   return open_watches_;
@@ -1243,6 +1252,7 @@ void FakeKubeApiServer::ServeWatch(const Route& route, const httplib::Request& r
     std::lock_guard<std::mutex> lock(mu_);
     watch->bookmark_generation = bookmark_generation_;
     watch->close_generation = close_generation_;
+    watch->cut_generation = cut_generation_;
     int64_t rv = 0;
     if (from.empty() || from == "0") {
       for (const auto& [key, object] : store_.List(route.group_version, route.resource, route.ns)) {
@@ -1273,6 +1283,7 @@ void FakeKubeApiServer::ServeWatch(const Route& route, const httplib::Request& r
       [this, watch](size_t, httplib::DataSink& sink) {
         std::string out;
         bool end = false;
+        bool cut = false;
         {
           std::unique_lock<std::mutex> lock(mu_);
           out = std::move(watch->pending);
@@ -1302,12 +1313,22 @@ void FakeKubeApiServer::ServeWatch(const Route& route, const httplib::Request& r
                   "BOOKMARK", watch->route,
                   Json{{"metadata", {{"resourceVersion", std::to_string(store_.resource_version())}}}});
             }
+            if (watch->cut_generation != cut_generation_) {
+              cut = true;
+              end = true;
+            }
             if (stopping_ || watch->close_generation != close_generation_ ||
                 std::chrono::steady_clock::now() >= watch->end) {
               end = true;
             }
             if (out.empty() && !end) changed_.wait_for(lock, std::chrono::milliseconds(200));
           }
+        }
+        if (cut) {
+          // Half an event line, then the connection breaks: the client must drop it, not apply it.
+          if (out.empty()) out = R"({"type":"MODIFIED","object":{"kind":"Pod","metadata":{"name":"cut)";
+          sink.write(out.data(), out.size() / 2);
+          return false;
         }
         if (!out.empty() && !sink.write(out.data(), out.size())) return false;
         if (end) sink.done();

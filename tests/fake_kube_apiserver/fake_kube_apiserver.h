@@ -197,6 +197,9 @@ class FakeKubeApiServer {
   void SendBookmarks();
   // Ends every open watch stream (the client sees the chunked response end).
   void CloseWatches();
+  // Breaks every open watch stream in the middle of an event line (the connection drops without the
+  // chunked terminator); the events not fully sent are replayed to a client re-watching from its version.
+  void CutWatchesMidEvent();
   int open_watches() const;
 
   // --- inspection ---
@@ -260,6 +263,7 @@ class FakeKubeApiServer {
   int64_t uid_counter_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t bookmark_generation_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t close_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t cut_generation_ ABSL_GUARDED_BY(mu_) = 0;
   int open_watches_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
