@@ -137,6 +137,7 @@ absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
 // The Kubernetes executor and what it needs, destroyed in reverse order (the sweeper first).
 struct KubernetesExecutor {
   std::unique_ptr<kube::KubeClient> client;
+  std::unique_ptr<executor::kubernetes::PodCache> cache;  // null with executor.kubernetes.watch: false
   std::unique_ptr<executor::kubernetes::KubernetesExecutor> executor;
   std::unique_ptr<PeriodicThread> sweeper;
 };
@@ -208,8 +209,15 @@ absl::StatusOr<std::unique_ptr<KubernetesExecutor>> MakeKubernetesExecutor(
 
   auto made = std::make_unique<KubernetesExecutor>();
   made->client = *std::move(client);
-  made->executor = std::make_unique<executor::kubernetes::KubernetesExecutor>(made->client.get(),
-                                                                              *std::move(options), clock);
+  if (config.k8s_watch) {
+    executor::kubernetes::PodCacheOptions cache_options;
+    cache_options.namespaces = config.k8s_namespaces;
+    cache_options.label_selector = executor::kubernetes::AgentPodSelector(config.agent_name);
+    made->cache = std::make_unique<executor::kubernetes::PodCache>(made->client.get(), cache_options, clock);
+    made->cache->Start();
+  }
+  made->executor = std::make_unique<executor::kubernetes::KubernetesExecutor>(
+      made->client.get(), *std::move(options), clock, made->cache.get());
   executor::kubernetes::KubernetesExecutor* executor = made->executor.get();
   made->sweeper = std::make_unique<PeriodicThread>(config.k8s_sweep_interval, [executor] {
     if (auto swept = executor->Sweep(); !swept.ok()) {

@@ -92,6 +92,7 @@ struct AgentConfig {
   std::string k8s_interruptible_tolerations;  // JSON text of a list of Tolerations; "" for none
   std::vector<std::string> k8s_interruptible_node_selector;  // key=value
   bool k8s_owner_references = true;
+  bool k8s_watch = true;  // serve GetTask from a list+watch cache of the agent's Pods
   absl::Duration k8s_request_timeout = absl::Seconds(2);
   absl::Duration k8s_cleanup_delay = absl::Hours(1);
   absl::Duration k8s_sweep_interval = absl::Minutes(1);

@@ -743,6 +743,11 @@ const std::vector<Field<AgentConfig>>& ConfigFields() {
                    "Give each Pod an ownerReference to its FlyteWorkflow (needs get on flyteworkflows), so "
                    "it is deleted with its workflow.",
                    &C::k8s_owner_references),
+      BoolField<C>(
+          "executor.kubernetes.watch",
+          "Serve GetTask from one list+watch cache of the agent's Pods (needs list and watch on pods), "
+          "so API load does not grow with running tasks or poll rate; false: one GET per GetTask.",
+          &C::k8s_watch),
       DurationField<C>("executor.kubernetes.request_timeout",
                        "Bound of each Kubernetes API call, retries included (> 0, at most 60s).",
                        &C::k8s_request_timeout, {absl::ZeroDuration(), false, absl::Seconds(60), true}),

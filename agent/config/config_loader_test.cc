@@ -647,6 +647,7 @@ executor:
     interruptible_tolerations: []
     interruptible_node_selector: []
     owner_references: true
+    watch: true
     request_timeout: 2s
     cleanup_delay: 1h
     sweep_interval: 1m
@@ -719,6 +720,7 @@ const std::vector<std::string>& AllKeys() {
       "executor.kubernetes.interruptible_tolerations",
       "executor.kubernetes.interruptible_node_selector",
       "executor.kubernetes.owner_references",
+      "executor.kubernetes.watch",
       "executor.kubernetes.request_timeout",
       "executor.kubernetes.cleanup_delay",
       "executor.kubernetes.sweep_interval",

@@ -56,14 +56,49 @@ std::string MetadataField(const Json& pod, const char* key) {
 }  // namespace
 
 KubernetesExecutor::KubernetesExecutor(kube::KubeClient* client, KubernetesExecutorOptions options,
-                                       const Clock* clock)
-    : client_(client), options_(std::move(options)), clock_(clock) {}
+                                       const Clock* clock, PodCache* cache)
+    : client_(client), options_(std::move(options)), clock_(clock), cache_(cache) {}
+
+bool KubernetesExecutor::Ready() const { return cache_ == nullptr || cache_->synced(); }
+
+absl::StatusOr<Json> KubernetesExecutor::ReadPod(const TaskRef& task, absl::Time deadline) {
+  Json pod;
+  if (cache_ != nullptr && cache_->Get(task.k8s_namespace, task.name, &pod) == CacheLookup::kHit) return pod;
+  auto read = client_->GetPod(task.k8s_namespace, task.name, deadline);
+  if (cache_ != nullptr) {
+    if (read.ok()) cache_->Observe(*read);
+    if (absl::IsNotFound(read.status())) cache_->ObserveDeleted(task.k8s_namespace, task.name);
+  }
+  return read;
+}
+
+absl::StatusOr<std::vector<Json>> KubernetesExecutor::OwnPods(absl::string_view extra_label,
+                                                              absl::string_view value) {
+  std::optional<std::vector<Json>> cached;
+  if (cache_ != nullptr) cached = cache_->Snapshot();
+  if (!cached.has_value()) {
+    return ListOwnPods(extra_label.empty() ? std::string() : absl::StrCat(extra_label, "=", value));
+  }
+  std::vector<Json> pods;
+  for (Json& pod : *cached) {
+    if (MetadataValue(pod, "labels", kManagedByLabel) != kManagedByValue ||
+        MetadataValue(pod, "labels", kAgentLabel) != options_.agent_name) {
+      continue;
+    }
+    if (!extra_label.empty() && MetadataValue(pod, "labels", std::string(extra_label).c_str()) != value)
+      continue;
+    pods.push_back(std::move(pod));
+  }
+  return pods;
+}
 
 absl::Time KubernetesExecutor::Deadline() const { return clock_->Now() + options_.request_timeout; }
 
-std::string KubernetesExecutor::Selector() const {
-  return absl::StrCat(kManagedByLabel, "=", kManagedByValue, ",", kAgentLabel, "=", options_.agent_name);
+std::string AgentPodSelector(absl::string_view agent_name) {
+  return absl::StrCat(kManagedByLabel, "=", kManagedByValue, ",", kAgentLabel, "=", agent_name);
 }
+
+std::string KubernetesExecutor::Selector() const { return AgentPodSelector(options_.agent_name); }
 
 std::string KubernetesExecutor::WorkflowUid(const TaskSpec& spec, absl::Time deadline) {
   if (!options_.owner_references || workflow_reads_forbidden_.load()) return "";
@@ -102,6 +137,7 @@ absl::Status KubernetesExecutor::Start(const TaskSpec& spec) {
   FNA_ASSIGN_OR_RETURN(nlohmann::ordered_json pod, BuildPod(*spec.request, identity, pod_options));
 
   auto created = client_->CreatePod(spec.k8s_namespace, Json(pod), deadline);
+  if (created.ok() && cache_ != nullptr) cache_->Observe(*created);
   if (created.ok()) {
     Log(LogLevel::kInfo, kComponent, "pod created",
         {{"pod", absl::StrCat(spec.k8s_namespace, "/", spec.name)}});
@@ -109,7 +145,7 @@ absl::Status KubernetesExecutor::Start(const TaskSpec& spec) {
   }
   if (!absl::IsAlreadyExists(created.status())) return created.status();
   // CreateTask delivered again (or by another replica): adopt the Pod when it is ours.
-  FNA_ASSIGN_OR_RETURN(Json existing, client_->GetPod(spec.k8s_namespace, spec.name, deadline));
+  FNA_ASSIGN_OR_RETURN(Json existing, ReadPod(spec.ref(), deadline));
   if (MetadataValue(existing, "labels", kManagedByLabel) != kManagedByValue ||
       MetadataValue(existing, "labels", kAgentLabel) != options_.agent_name) {
     return absl::FailedPreconditionError(absl::StrCat("a Pod named ", spec.k8s_namespace, "/", spec.name,
@@ -120,7 +156,7 @@ absl::Status KubernetesExecutor::Start(const TaskSpec& spec) {
 }
 
 absl::StatusOr<TaskStatus> KubernetesExecutor::GetStatus(const TaskRef& task) {
-  FNA_ASSIGN_OR_RETURN(Json pod, client_->GetPod(task.k8s_namespace, task.name, Deadline()));
+  FNA_ASSIGN_OR_RETURN(Json pod, ReadPod(task, Deadline()));
   TaskStatus status = StatusFromPod(pod, clock_->Now(), options_.status);
   // Aborted while it ran: whatever the terminating Pod shows now (killed, deleted) is the abort.
   if (!MetadataValue(pod, "annotations", kAbortedAnnotation).empty() &&
@@ -141,9 +177,8 @@ absl::StatusOr<TaskStatus> KubernetesExecutor::GetStatus(const TaskRef& task) {
 absl::Status KubernetesExecutor::Abort(const TaskRef& task) {
   const absl::Time deadline = Deadline();
   const Json patch = {{"metadata", {{"annotations", {{kAbortedAnnotation, Rfc3339(clock_->Now())}}}}}};
-  if (auto patched = client_->PatchPod(task.k8s_namespace, task.name, patch, deadline);
-      !patched.ok() && !absl::IsNotFound(patched.status())) {
-    return patched.status();
+  if (absl::Status patched = Annotate(task, patch); !patched.ok() && !absl::IsNotFound(patched)) {
+    return patched;
   }
   FNA_RETURN_IF_ERROR(client_->DeletePod(task.k8s_namespace, task.name, std::nullopt, deadline));
   Log(LogLevel::kInfo, kComponent, "pod deleted (abort)",
@@ -152,7 +187,9 @@ absl::Status KubernetesExecutor::Abort(const TaskRef& task) {
 }
 
 absl::Status KubernetesExecutor::Annotate(const TaskRef& task, const Json& merge_patch) {
-  return client_->PatchPod(task.k8s_namespace, task.name, merge_patch, Deadline()).status();
+  auto patched = client_->PatchPod(task.k8s_namespace, task.name, merge_patch, Deadline());
+  if (patched.ok() && cache_ != nullptr) cache_->Observe(*patched);
+  return patched.status();
 }
 
 absl::Status KubernetesExecutor::MarkRunFinalized(const TaskRef& task) {
@@ -188,7 +225,7 @@ absl::StatusOr<std::vector<Json>> KubernetesExecutor::ListOwnPods(absl::string_v
 }
 
 absl::StatusOr<std::vector<std::string>> KubernetesExecutor::ListPendingFinalWrites() {
-  FNA_ASSIGN_OR_RETURN(std::vector<Json> pods, ListOwnPods(absl::StrCat(kPendingLabel, "=true")));
+  FNA_ASSIGN_OR_RETURN(std::vector<Json> pods, OwnPods(kPendingLabel, "true"));
   std::vector<std::string> records;
   for (const Json& pod : pods) {
     std::string record;
@@ -202,7 +239,7 @@ absl::StatusOr<std::vector<std::string>> KubernetesExecutor::ListPendingFinalWri
 }
 
 absl::StatusOr<int> KubernetesExecutor::Sweep() {
-  FNA_ASSIGN_OR_RETURN(std::vector<Json> pods, ListOwnPods(""));
+  FNA_ASSIGN_OR_RETURN(std::vector<Json> pods, OwnPods("", ""));
   const absl::Time now = clock_->Now();
   int deleted = 0;
   for (const Json& pod : pods) {
@@ -265,7 +302,7 @@ std::string FormatLogToken(const LogPosition& position) {
 absl::StatusOr<LogBatch> KubernetesExecutor::ReadLogs(const TaskRef& task, const LogQuery& query) {
   FNA_ASSIGN_OR_RETURN(LogPosition position, ParseLogToken(query.token));
   const absl::Time deadline = Deadline();
-  FNA_ASSIGN_OR_RETURN(Json pod, client_->GetPod(task.k8s_namespace, task.name, deadline));
+  FNA_ASSIGN_OR_RETURN(Json pod, ReadPod(task, deadline));
   const bool finished = IsTerminal(StatusFromPod(pod, clock_->Now(), options_.status).state);
 
   kube::PodLogOptions log_options;

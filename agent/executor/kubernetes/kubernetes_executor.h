@@ -13,6 +13,7 @@
 #include "agent/common/clock.h"
 #include "agent/executor/executor.h"
 #include "agent/executor/kubernetes/pod_builder.h"
+#include "agent/executor/kubernetes/pod_cache.h"
 #include "agent/executor/kubernetes/pod_status.h"
 #include "agent/kube/kube_client.h"
 #include "nlohmann/json.hpp"
@@ -33,6 +34,9 @@ inline constexpr char kFinalizedAnnotation[] = "flyte-neptune-agent/run-finalize
 inline constexpr char kTrackingAnnotation[] = "flyte-neptune-agent/tracking";
 // When DeleteTask aborted the task (RFC 3339), so that the terminating Pod reads as aborted.
 inline constexpr char kAbortedAnnotation[] = "flyte-neptune-agent/aborted-at";
+
+// The label selector of the Pods of the agent named `agent_name`.
+std::string AgentPodSelector(absl::string_view agent_name);
 
 struct KubernetesExecutorOptions {
   PodOptions pod;
@@ -56,13 +60,22 @@ struct KubernetesExecutorOptions {
 //   agent's (CreateTask is delivered at least once), and is FailedPrecondition otherwise.
 // - GetStatus reads the Pod and maps it (pod_status.h); the agent's annotations carry the run's
 //   bookkeeping (finalized, pending final write, aborted), so every replica and a restarted agent see it.
+//   With a PodCache, Pods are read from it, and from the API only when the cache cannot tell (a Pod it has
+//   not seen yet, a scope not synced, a recent deletion to confirm); what the executor's own calls return
+//   goes into the cache. The sweeper and the pending-final-write listing then use the cache as well.
 // - Abort annotates the Pod as aborted and deletes it (404 is OK).
 // - Sweep deletes finished Pods by the agent's annotations (below).
 //
 // Thread safety: safe for concurrent use. `client` and `clock` are not owned and must outlive the executor.
 class KubernetesExecutor final : public Executor {
  public:
-  KubernetesExecutor(kube::KubeClient* client, KubernetesExecutorOptions options, const Clock* clock);
+  // `cache` may be null (every read goes to the API); when given it must be started by the caller and
+  // outlive the executor.
+  KubernetesExecutor(kube::KubeClient* client, KubernetesExecutorOptions options, const Clock* clock,
+                     PodCache* cache = nullptr);
+
+  // Ready to serve: the Pod cache has completed its first list (always, without a cache).
+  bool Ready() const;
 
   absl::Status Start(const TaskSpec& spec) override;
   absl::StatusOr<TaskStatus> GetStatus(const TaskRef& task) override;
@@ -86,11 +99,16 @@ class KubernetesExecutor final : public Executor {
   // The Pods of this agent in every configured namespace (or cluster-wide) matching `extra_selector`.
   absl::StatusOr<std::vector<nlohmann::json>> ListOwnPods(absl::string_view extra_selector);
   absl::Status Annotate(const TaskRef& task, const nlohmann::json& merge_patch);
+  // The Pod, from the cache when it can tell, else from the API (NotFound when it is gone).
+  absl::StatusOr<nlohmann::json> ReadPod(const TaskRef& task, absl::Time deadline);
+  // The agent's Pods: the cache's when synced, else listed.
+  absl::StatusOr<std::vector<nlohmann::json>> OwnPods(absl::string_view extra_label, absl::string_view value);
   std::string Selector() const;
 
   kube::KubeClient* const client_;
   const KubernetesExecutorOptions options_;
   const Clock* const clock_;
+  PodCache* const cache_;
   std::atomic<bool> workflow_reads_forbidden_{false};
 };
 
