@@ -341,6 +341,42 @@ TEST_F(AgentKubernetesTest, ARestartedAgentResumesAPendingFinalWrite) {
   EXPECT_EQ(Annotation(meta, "flyte-neptune-agent/pending-final-write"), "");
 }
 
+TEST_F(AgentKubernetesTest, GetTaskLogsFollowsThePodUntilItFinishes) {
+  auto agent = StartAgent();
+  const std::string meta = Create(*agent, "n0");
+  SetStatus(meta, Running(meta));
+  const absl::Time t0 = absl::Now();
+  kube_->AppendPodLog(kNamespace, PodName(meta), PodName(meta),
+                      {{t0, "epoch 1 loss=0.9"}, {t0, "epoch 2 loss=0.5"}});
+
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  flyteidl::admin::GetTaskLogsRequest request;
+  request.set_resource_meta(meta);
+  request.mutable_task_category()->set_name("neptune");
+  auto reader = agent->agent().GetTaskLogs(&context, request);
+  std::vector<std::string> lines;
+  std::string token;
+  flyteidl::admin::GetTaskLogsResponse part;
+  // The first two lines arrive while the Pod runs; then more lines and the end of the Pod end the stream.
+  while (lines.size() < 2 && reader->Read(&part)) {
+    if (part.has_header()) token = part.header().token();
+    for (const auto& line : part.body().structured_lines()) {
+      lines.push_back(line.message());
+      EXPECT_EQ(line.timestamp().seconds(), absl::ToUnixSeconds(t0));
+    }
+  }
+  kube_->AppendPodLog(kNamespace, PodName(meta), PodName(meta), {{t0 + absl::Seconds(1), "done"}});
+  SetStatus(meta, Terminated(meta, "Succeeded", 0, "Completed"));
+  while (reader->Read(&part)) {
+    if (part.has_header()) token = part.header().token();
+    for (const auto& line : part.body().structured_lines()) lines.push_back(line.message());
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_THAT(lines, ::testing::ElementsAre("epoch 1 loss=0.9", "epoch 2 loss=0.5", "done"));
+  EXPECT_FALSE(token.empty());
+}
+
 TEST_F(AgentKubernetesTest, AKubeconfigThatCannotBeReadStopsTheAgentWithAClearError) {
   AgentProcess agent(dir_.path(), {"--executor.kind=kubernetes",
                                    "--executor.kubernetes.kubeconfig=" + dir_.path() + "/missing"});
