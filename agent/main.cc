@@ -23,10 +23,13 @@
 #include "agent/config/config_loader.h"
 #include "agent/executor/process_executor.h"
 #include "agent/http/http_transport.h"
+#include "agent/metrics/metrics.h"
 #include "agent/neptune/neptune_client.h"
 #include "agent/neptune/offline_tracker.h"
 #include "agent/neptune/token_files.h"
 #include "agent/server/agent_server.h"
+#include "agent/server/health.h"
+#include "agent/server/monitoring_server.h"
 #include "agent/storage/local_output_store.h"
 #include "agent/tracking/final_writer.h"
 #include "agent/tracking/lifecycle.h"
@@ -143,6 +146,22 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const Clock* clock = Clock::Real();
+  // The operations endpoint comes first, so that probes see the start-up (not ready yet, alive).
+  metrics::Registry registry;
+  registry
+      .AddGauge("flyte_neptune_agent_build_info",
+                "The agent's version, commit and the flyteidl version it speaks.",
+                {"version", "commit", "flyteidl_version"})
+      ->Get({kVersion, BuildCommit(), kFlyteidlVersion})
+      ->Set(1);
+  server::Health health(clock);
+  std::unique_ptr<server::MonitoringServer> monitoring;
+  if (!config.metrics_address.empty()) {
+    auto started = server::MonitoringServer::Start(config.metrics_address, &registry, &health);
+    if (!started.ok()) return Fail("cannot serve server.metrics_address", started.status());
+    monitoring = *std::move(started);
+  }
+
   std::unique_ptr<neptune::OfflineTracker> offline;
   std::unique_ptr<NeptuneTracker> online;
   neptune::Tracker* tracker = nullptr;
@@ -165,6 +184,8 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
       config.process_runner_path.empty() ? DefaultRunnerPath() : config.process_runner_path;
   auto executor = executor::ProcessExecutor::Create(executor_options);
   if (!executor.ok()) return Fail("cannot start the process executor", executor.status());
+  executor::Executor* const ready_executor = executor->get();
+  health.AddReadinessCheck("executor", [ready_executor] { return ready_executor->Ready(); });
 
   storage::LocalOutputStore outputs;
   tracking::FinalWriter::Options writer_options;
@@ -175,12 +196,18 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   }
   tracking::TaskLifecycle lifecycle(&config, tracker, executor->get(), &outputs, &final_writer, clock);
 
-  auto server = server::AgentServer::Start(&config, &lifecycle);
+  server::AgentServer::Options server_options;
+  server_options.health = &health;
+  auto server = server::AgentServer::Start(&config, &lifecycle, server_options);
   if (!server.ok()) return Fail("cannot start the gRPC server", server.status());
   PeriodicThread final_writes(kFinalWriterPeriod, [&final_writer] { final_writer.RunDue(); });
+  health.SetServing();
+  (*server)->ReportReadiness();
   Log(LogLevel::kInfo, "main", "serving",
       {{"address", config.listen_address},
        {"port", absl::StrCat((*server)->port())},
+       {"metrics_address", config.metrics_address},
+       {"metrics_port", monitoring == nullptr ? "" : absl::StrCat(monitoring->port())},
        {"task_types", absl::StrJoin(config.task_types, ",")},
        {"tracker", config.tracker == TrackerKind::kNeptune ? "neptune" : "offline"},
        {"offline_directory", config.offline_directory},
@@ -191,6 +218,7 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   Log(LogLevel::kInfo, "main", "shutting down", {{"signal", strsignal(signal_number)}});
+  health.SetDraining();
   (*server)->Shutdown(absl::Now() + kShutdownDeadline);
   final_writes.Stop();
   final_writer.RunDue();
@@ -198,6 +226,7 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
     Log(LogLevel::kWarning, "main", "final writes still pending; a restarted agent resumes them",
         {{"count", absl::StrCat(pending)}});
   }
+  if (monitoring != nullptr) monitoring->Stop();
   Log(LogLevel::kInfo, "main", "stopped");
   return 0;
 }
@@ -218,7 +247,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command_line->version) {
-    std::cout << "flyte-neptune-agent " << fna::kVersion << " (flyteidl " << fna::kFlyteidlVersion << ")\n";
+    std::cout << fna::VersionLine("flyte-neptune-agent") << "\n";
     return 0;
   }
   if (command_line->print_config) {

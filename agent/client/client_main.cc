@@ -17,12 +17,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/client/task_file.h"
+#include "agent/version.h"
 #include "flyteidl/service/agent.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -225,6 +227,9 @@ int main(int argc, char** argv) {
       "  flyte-agent-client [flags] list | run TASK_FILE | create TASK_FILE | get META | abort META\n"
       "META is a base64 resource_meta as printed by run/create. Exit status of run: 0 succeeded, 1 failed, "
       "3 aborted.");
+  absl::FlagsUsageConfig usage_config;
+  usage_config.version_string = [] { return fna::VersionLine("flyte-agent-client") + "\n"; };
+  absl::SetFlagsUsageConfig(usage_config);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
     std::cerr << absl::ProgramUsageMessage() << "\n";

@@ -39,6 +39,9 @@ struct AgentConfig {
   std::string listen_address = "127.0.0.1:8000";
   int64_t max_receive_message_bytes = 64 << 20;
 
+  // server: operations
+  std::string metrics_address = "127.0.0.1:9090";  // /metrics, /readyz, /healthz; empty: not served
+
   // agent
   std::string agent_name = "neptune-agent";
   std::vector<std::string> task_types = {"neptune"};

@@ -218,6 +218,11 @@ absl::StatusOr<std::string> ListenAddress(absl::string_view text) {
   return std::string(text);
 }
 
+absl::StatusOr<std::string> OptionalListenAddress(absl::string_view text) {
+  if (text.empty()) return std::string();
+  return ListenAddress(text);
+}
+
 // localhost, 127.0.0.0/8, ::1 (and ::ffff:127.0.0.0/104).
 bool IsLoopback(const std::string& host) {
   if (absl::EqualsIgnoreCase(host, "localhost")) return true;
@@ -440,6 +445,11 @@ const std::vector<Field<AgentConfig>>& ConfigFields() {
       IntField<C>("server.max_receive_message_bytes",
                   "Largest gRPC message the server accepts, in bytes (4 MiB to 2^31-1).",
                   &C::max_receive_message_bytes, int64_t{4} << 20, std::numeric_limits<int32_t>::max()),
+      StringField<C>(
+          "server.metrics_address", "host:port",
+          "Address of the HTTP endpoint serving /metrics (Prometheus), /readyz and /healthz; empty: "
+          "not served.",
+          &C::metrics_address, OptionalListenAddress),
       StringField<C>("agent.name", "string", "Agent name reported in GetAgent and ListAgents.",
                      &C::agent_name, NonEmpty),
       ListField<C>(

@@ -26,6 +26,7 @@ using Env = std::map<std::string, std::string>;
 void ExpectSameConfig(const AgentConfig& a, const AgentConfig& b) {
   EXPECT_EQ(a.listen_address, b.listen_address);
   EXPECT_EQ(a.max_receive_message_bytes, b.max_receive_message_bytes);
+  EXPECT_EQ(a.metrics_address, b.metrics_address);
   EXPECT_EQ(a.agent_name, b.agent_name);
   EXPECT_EQ(a.task_types, b.task_types);
   EXPECT_EQ(a.retryable_failure, b.retryable_failure);
@@ -107,6 +108,7 @@ TEST_F(ConfigLoaderTest, FileOverridesDefaults) {
 server:
   listen_address: "[::1]:9000"
   max_receive_message_bytes: 4194304
+  metrics_address: 0.0.0.0:9091
 agent:
   name: tracker
   task_types: [neptune, neptune_run]
@@ -146,6 +148,7 @@ logging:
   EXPECT_EQ(result->config_file, path);
   EXPECT_EQ(config.listen_address, "[::1]:9000");
   EXPECT_EQ(config.max_receive_message_bytes, 4194304);
+  EXPECT_EQ(config.metrics_address, "0.0.0.0:9091");
   EXPECT_EQ(config.agent_name, "tracker");
   EXPECT_EQ(config.task_types, (std::vector<std::string>{"neptune", "neptune_run"}));
   EXPECT_EQ(config.retryable_failure, RetryableFailureMode::kState);
@@ -340,6 +343,14 @@ TEST_F(ConfigLoaderTest, BadValues) {
             "FILE: executor.process.state_directory: must not be empty");
 }
 
+TEST_F(ConfigLoaderTest, MetricsAddress) {
+  EXPECT_EQ(Error({"--server.metrics_address="}), "OK");  // not served
+  EXPECT_EQ(Error({"--server.metrics_address=[::1]:0"}), "OK");
+  EXPECT_EQ(Error({"--server.metrics_address=9090"}), "--server.metrics_address: \"9090\" is not host:port");
+  EXPECT_EQ(FileError("server:\n  metrics_address: [a, b]\n"),
+            "FILE: server.metrics_address: expected host:port, got a list");
+}
+
 TEST_F(ConfigLoaderTest, ListenAddresses) {
   for (const std::string good : {"127.0.0.1:0", "localhost:65535", "[::1]:8000", "127.1.2.3:80"}) {
     EXPECT_EQ(Error({"--server.listen_address=" + good}), "OK") << good;
@@ -483,6 +494,7 @@ TEST_F(ConfigLoaderTest, FormatConfigParsesBackToAnEqualConfig) {
   AgentConfig config;
   config.listen_address = "[::1]:9000";
   config.max_receive_message_bytes = 8 << 20;
+  config.metrics_address = "";
   config.agent_name = "agent: with colon";
   config.task_types = {"neptune", "neptune_run"};
   config.retryable_failure = RetryableFailureMode::kState;
@@ -517,6 +529,7 @@ TEST_F(ConfigLoaderTest, FormatConfigOfDefaults) {
   EXPECT_EQ(FormatConfig(AgentConfig()), R"(server:
   listen_address: 127.0.0.1:8000
   max_receive_message_bytes: 67108864
+  metrics_address: 127.0.0.1:9090
 agent:
   name: neptune-agent
   task_types: [neptune]
@@ -559,6 +572,7 @@ const std::vector<std::string>& AllKeys() {
   static const auto* const keys = new std::vector<std::string>{
       "server.listen_address",
       "server.max_receive_message_bytes",
+      "server.metrics_address",
       "agent.name",
       "agent.task_types",
       "agent.retryable_failure",

@@ -2,19 +2,38 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "grpcpp/support/byte_buffer.h"
 
 namespace fna::server {
+namespace {
 
-AgentServer::AgentServer(const AgentConfig* config, tracking::TaskLifecycle* lifecycle)
-    : async_service_(lifecycle, AsyncAgentServiceImpl::Options{}), metadata_service_(config) {}
+constexpr char kAsyncAgentService[] = "flyteidl.service.AsyncAgentService";
+constexpr char kAgentMetadataService[] = "flyteidl.service.AgentMetadataService";
+
+void SetServing(grpc::Server& server, bool serving) {
+  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+  health->SetServingStatus(kAsyncAgentService, serving);
+  health->SetServingStatus(kAgentMetadataService, serving);
+  health->SetServingStatus(serving);  // "" and every service above
+}
+
+}  // namespace
+
+AgentServer::AgentServer(const AgentConfig* config, tracking::TaskLifecycle* lifecycle, Options options)
+    : options_(options),
+      async_service_(lifecycle, AsyncAgentServiceImpl::Options{}),
+      metadata_service_(config) {}
 
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfig* config,
-                                                                tracking::TaskLifecycle* lifecycle) {
-  std::unique_ptr<AgentServer> server(new AgentServer(config, lifecycle));
+                                                                tracking::TaskLifecycle* lifecycle,
+                                                                Options options) {
+  std::unique_ptr<AgentServer> server(new AgentServer(config, lifecycle, options));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -27,15 +46,52 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config->listen_address, " (address in use or not available here)"));
   }
-  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  SetServing(*server->server_, false);
+  server->in_process_ = server->server_->InProcessChannel(grpc::ChannelArguments());
+  server->Probe();
+  AgentServer* raw = server.get();
+  server->prober_ = std::make_unique<PeriodicThread>(options.probe_interval, [raw] { raw->Probe(); });
   return server;
 }
 
 AgentServer::~AgentServer() { Shutdown(absl::Now()); }
 
+void AgentServer::ReportReadiness() {
+  const bool ready = options_.health->Readiness().ok;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ready != serving_) {
+    SetServing(*server_, ready);
+    serving_ = ready;
+  }
+}
+
+void AgentServer::Probe() {
+  ReportReadiness();
+  // Health.Check of "" (an empty HealthCheckRequest), as a client would send it.
+  grpc::GenericStub stub(in_process_);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + std::max(options_.probe_interval, absl::Seconds(5))));
+  grpc::CompletionQueue queue;
+  const grpc::Slice empty("");
+  const grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<grpc::ByteBuffer>> call =
+      stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &queue);
+  call->StartCall();
+  call->Finish(&response, &status, nullptr);
+  void* tag = nullptr;
+  bool ok = false;
+  if (queue.Next(&tag, &ok) && ok && status.ok()) options_.health->Heartbeat();
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
 void AgentServer::Shutdown(absl::Time deadline) {
   if (server_ == nullptr) return;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  if (prober_ != nullptr) prober_->Stop();
+  server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on, whatever is set later
   async_service_.StopStreams();
   server_->Shutdown(absl::ToChronoTime(deadline));
 }

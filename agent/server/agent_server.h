@@ -2,24 +2,42 @@
 #define FNA_AGENT_SERVER_AGENT_SERVER_H_
 
 #include <memory>
+#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/common/clock.h"
+#include "agent/common/periodic.h"
 #include "agent/config/config.h"
 #include "agent/server/agent_service.h"
+#include "agent/server/health.h"
 #include "agent/tracking/lifecycle.h"
 #include "grpcpp/server.h"
 
 namespace fna::server {
 
 // The gRPC server: AsyncAgentService, AgentMetadataService, grpc.health.v1 and server reflection, with a
-// receive limit from the configuration (propeller sends the task's inputs inline). Thread-safe. `config` and
-// `lifecycle` are not owned and must outlive the server.
+// receive limit from the configuration (propeller sends the task's inputs inline).
+//
+// Health: grpc.health.v1 reports the overall status ("") and that of both flyteidl services as `health`'s
+// readiness: NOT_SERVING until the agent is ready, SERVING while it is, NOT_SERVING for good once Shutdown
+// starts. A probe thread re-reads the readiness every `probe_interval` and calls the health service through
+// an in-process channel, recording each answer as `health`'s heartbeat (liveness).
+//
+// Thread-safe. `config`, `lifecycle` and the options' pointers are not owned and must outlive the server.
 class AgentServer {
  public:
+  struct Options {
+    Health* health = nullptr;  // required
+    const Clock* clock = Clock::Real();
+    absl::Duration probe_interval = absl::Seconds(1);
+  };
+
   // Binds `config.listen_address` (port 0 picks a free port) and starts serving.
   static absl::StatusOr<std::unique_ptr<AgentServer>> Start(const AgentConfig* config,
-                                                            tracking::TaskLifecycle* lifecycle);
+                                                            tracking::TaskLifecycle* lifecycle,
+                                                            Options options);
   ~AgentServer();
 
   int port() const { return port_; }
@@ -31,12 +49,24 @@ class AgentServer {
   // Blocks until the server has shut down.
   void Wait();
 
- private:
-  AgentServer(const AgentConfig* config, tracking::TaskLifecycle* lifecycle);
+  // Makes grpc.health.v1 report `health`'s readiness now, rather than at the next probe (e.g. right after
+  // Health::SetServing).
+  void ReportReadiness();
 
+ private:
+  AgentServer(const AgentConfig* config, tracking::TaskLifecycle* lifecycle, Options options);
+
+  // Reports the readiness and probes the serving loop.
+  void Probe();
+
+  const Options options_;
   AsyncAgentServiceImpl async_service_;
   AgentMetadataServiceImpl metadata_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> in_process_;
+  std::unique_ptr<PeriodicThread> prober_;
+  std::mutex mu_;
+  bool serving_ ABSL_GUARDED_BY(mu_) = false;  // what the health service reports
   int port_ = 0;
 };
 
