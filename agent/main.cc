@@ -21,6 +21,7 @@
 #include "agent/common/periodic.h"
 #include "agent/common/secret.h"
 #include "agent/config/config_loader.h"
+#include "agent/executor/instrumented_executor.h"
 #include "agent/executor/process_executor.h"
 #include "agent/http/http_transport.h"
 #include "agent/metrics/metrics.h"
@@ -71,6 +72,7 @@ std::string EnvOr(const std::map<std::string, std::string>& env, const std::stri
 // The Neptune 2.x tracker and what it needs. Members are destroyed in reverse order: the pinger's thread
 // stops before the client, the client goes before its transport.
 struct NeptuneTracker {
+  explicit NeptuneTracker(metrics::Registry* registry) : token_files(registry) {}
   neptune::TokenFiles token_files;
   Secret environment_token;
   std::unique_ptr<http::HttplibTransport> transport;
@@ -81,8 +83,9 @@ struct NeptuneTracker {
 // Builds the Neptune tracker. Every configured token must be readable now: a bad token file is a start-up
 // error (design.md §3.7); later read failures only degrade tracking.
 absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
-    const AgentConfig& config, const std::map<std::string, std::string>& env, const Clock* clock) {
-  auto tracker = std::make_unique<NeptuneTracker>();
+    const AgentConfig& config, const std::map<std::string, std::string>& env, const Clock* clock,
+    metrics::Registry* registry) {
+  auto tracker = std::make_unique<NeptuneTracker>(registry);
   if (auto it = env.find("NEPTUNE_API_TOKEN"); it != env.end() && !it->second.empty()) {
     tracker->environment_token = Secret(it->second);
   }
@@ -126,6 +129,8 @@ absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
   options.pinger.interval = config.neptune_ping_interval;
   options.pinger.idle_expiry = config.neptune_ping_idle_expiry;
   options.pinger.max_pings_per_second = static_cast<double>(config.neptune_max_pings_per_second);
+  options.metrics = registry;
+  options.pinger.metrics = registry;
   tracker->client = std::make_unique<neptune::NeptuneClient>(options, tracker->transport.get(), clock);
   neptune::NeptuneClient* client = tracker->client.get();
   tracker->pings = std::make_unique<PeriodicThread>(absl::Seconds(1), [client] { client->RunDue(); });
@@ -166,7 +171,7 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   std::unique_ptr<NeptuneTracker> online;
   neptune::Tracker* tracker = nullptr;
   if (config.tracker == TrackerKind::kNeptune) {
-    auto made = MakeNeptuneTracker(config, env, clock);
+    auto made = MakeNeptuneTracker(config, env, clock, &registry);
     if (!made.ok()) return Fail("cannot set up the Neptune tracker", made.status());
     online = *std::move(made);
     tracker = online->client.get();
@@ -184,20 +189,23 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
       config.process_runner_path.empty() ? DefaultRunnerPath() : config.process_runner_path;
   auto executor = executor::ProcessExecutor::Create(executor_options);
   if (!executor.ok()) return Fail("cannot start the process executor", executor.status());
-  executor::Executor* const ready_executor = executor->get();
-  health.AddReadinessCheck("executor", [ready_executor] { return ready_executor->Ready(); });
+  executor::InstrumentedExecutor instrumented_executor(executor->get(), &registry, clock);
 
   storage::LocalOutputStore outputs;
   tracking::FinalWriter::Options writer_options;
   writer_options.console_url = config.console_url;
-  tracking::FinalWriter final_writer(writer_options, tracker, executor->get(), clock);
+  writer_options.metrics = &registry;
+  tracking::FinalWriter final_writer(writer_options, tracker, &instrumented_executor, clock);
   if (absl::Status resumed = final_writer.Resume(); !resumed.ok()) {
     return Fail("cannot read pending final writes", resumed);
   }
-  tracking::TaskLifecycle lifecycle(&config, tracker, executor->get(), &outputs, &final_writer, clock);
+  tracking::TaskLifecycle lifecycle(&config, tracker, &instrumented_executor, &outputs, &final_writer, clock,
+                                    &registry);
 
+  health.AddReadinessCheck("executor", [&instrumented_executor] { return instrumented_executor.Ready(); });
   server::AgentServer::Options server_options;
   server_options.health = &health;
+  server_options.metrics = &registry;
   auto server = server::AgentServer::Start(&config, &lifecycle, server_options);
   if (!server.ok()) return Fail("cannot start the gRPC server", server.status());
   PeriodicThread final_writes(kFinalWriterPeriod, [&final_writer] { final_writer.RunDue(); });

@@ -27,8 +27,10 @@ void SetServing(grpc::Server& server, bool serving) {
 
 AgentServer::AgentServer(const AgentConfig* config, tracking::TaskLifecycle* lifecycle, Options options)
     : options_(options),
-      async_service_(lifecycle, AsyncAgentServiceImpl::Options{}),
-      metadata_service_(config) {}
+      registry_(options.metrics),
+      rpc_metrics_(registry_.get(), options.clock),
+      async_service_(lifecycle, AsyncAgentServiceImpl::Options{&rpc_metrics_}),
+      metadata_service_(config, &rpc_metrics_) {}
 
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfig* config,
                                                                 tracking::TaskLifecycle* lifecycle,

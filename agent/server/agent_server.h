@@ -10,8 +10,10 @@
 #include "agent/common/clock.h"
 #include "agent/common/periodic.h"
 #include "agent/config/config.h"
+#include "agent/metrics/metrics.h"
 #include "agent/server/agent_service.h"
 #include "agent/server/health.h"
+#include "agent/server/rpc_metrics.h"
 #include "agent/tracking/lifecycle.h"
 #include "grpcpp/server.h"
 
@@ -29,7 +31,8 @@ namespace fna::server {
 class AgentServer {
  public:
   struct Options {
-    Health* health = nullptr;  // required
+    Health* health = nullptr;              // required
+    metrics::Registry* metrics = nullptr;  // the calls' metrics (RpcMetrics); null: not exported
     const Clock* clock = Clock::Real();
     absl::Duration probe_interval = absl::Seconds(1);
   };
@@ -60,6 +63,8 @@ class AgentServer {
   void Probe();
 
   const Options options_;
+  metrics::RegistryOrPrivate registry_;
+  RpcMetrics rpc_metrics_;
   AsyncAgentServiceImpl async_service_;
   AgentMetadataServiceImpl metadata_service_;
   std::unique_ptr<grpc::Server> server_;

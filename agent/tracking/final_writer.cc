@@ -14,7 +14,18 @@ namespace fna::tracking {
 
 FinalWriter::FinalWriter(Options options, neptune::Tracker* tracker, executor::Executor* executor,
                          const Clock* clock)
-    : options_(std::move(options)), tracker_(tracker), executor_(executor), clock_(clock) {}
+    : options_(std::move(options)),
+      tracker_(tracker),
+      executor_(executor),
+      clock_(clock),
+      registry_(options_.metrics),
+      finalized_late_(registry_
+                          ->AddCounter("flyte_neptune_agent_runs_finalized_late_total",
+                                       "Neptune runs whose final fields the background writer wrote.")
+                          ->Get()),
+      pending_(registry_->AddGaugeCallback("flyte_neptune_agent_final_writes_pending",
+                                           "Final writes waiting in the background writer.",
+                                           [this] { return static_cast<double>(pending()); })) {}
 
 void FinalWriter::Enqueue(FinalWrite write) {
   const std::string key = write.meta().execution_id();
@@ -74,6 +85,7 @@ size_t FinalWriter::RunDue() {
     Entry& entry = it->second;
     ++entry.attempts;
     if (status.ok()) {
+      finalized_late_->Increment();
       Log(LogLevel::kInfo, "tracking", "finalized run late", ResourceLogFields(write.meta()));
       entries_.erase(it);
       continue;

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
 #include "agent/executor/executor.h"
+#include "agent/metrics/metrics.h"
 #include "agent/neptune/tracker.h"
 #include "fna/resource_meta.pb.h"
 
@@ -28,6 +29,9 @@ class FinalWriter {
     absl::Duration max_backoff = absl::Minutes(5);
     absl::Duration call_budget = absl::Seconds(10);  // deadline of each tracker call
     std::string console_url;                         // for the run's initial fields, if it must be created
+    // flyte_neptune_agent_runs_finalized_late_total and flyte_neptune_agent_final_writes_pending. Not owned;
+    // null: not exported.
+    metrics::Registry* metrics = nullptr;
   };
 
   // `tracker`, `executor` and `clock` are not owned and must outlive this.
@@ -60,6 +64,10 @@ class FinalWriter {
   const Clock* const clock_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by execution id
+
+  metrics::RegistryOrPrivate registry_;
+  metrics::Counter* const finalized_late_;
+  metrics::GaugeCallback pending_;  // last: reads the members above
 };
 
 }  // namespace fna::tracking
