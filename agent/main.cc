@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -41,7 +43,6 @@ extern char** environ;
 namespace fna {
 namespace {
 
-constexpr absl::Duration kShutdownDeadline = absl::Seconds(10);
 constexpr absl::Duration kFinalWriterPeriod = absl::Seconds(1);
 
 std::map<std::string, std::string> Environment() {
@@ -225,17 +226,28 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  Log(LogLevel::kInfo, "main", "shutting down", {{"signal", strsignal(signal_number)}});
+  // The drain (README, Operations): not ready, no new calls, the calls in flight and the pending final writes
+  // finish within server.drain_timeout. A second signal ends the process at once, with status 128 + signal.
+  const absl::Time started = clock->Now();
+  const absl::Time deadline = started + config.drain_timeout;
+  Log(LogLevel::kInfo, "main", "draining",
+      {{"signal", strsignal(signal_number)}, {"drain_timeout", absl::FormatDuration(config.drain_timeout)}});
+  std::thread([signals] {
+    int second = 0;
+    sigwait(&signals, &second);
+    Log(LogLevel::kWarning, "main", "second signal: exiting without draining",
+        {{"signal", strsignal(second)}});
+    std::_Exit(128 + second);
+  }).detach();
   health.SetDraining();
-  (*server)->Shutdown(absl::Now() + kShutdownDeadline);
+  if (online != nullptr) online->pings->Stop();
+  (*server)->Shutdown(deadline);
   final_writes.Stop();
-  final_writer.RunDue();
-  if (size_t pending = final_writer.pending(); pending > 0) {
-    Log(LogLevel::kWarning, "main", "final writes still pending; a restarted agent resumes them",
-        {{"count", absl::StrCat(pending)}});
-  }
+  const size_t abandoned = final_writer.Drain(deadline);
   if (monitoring != nullptr) monitoring->Stop();
-  Log(LogLevel::kInfo, "main", "stopped");
+  Log(LogLevel::kInfo, "main", "stopped",
+      {{"drained_in", absl::FormatDuration(clock->Now() - started)},
+       {"abandoned_final_writes", absl::StrCat(abandoned)}});
   return 0;
 }
 

@@ -41,6 +41,7 @@ struct AgentConfig {
 
   // server: operations
   std::string metrics_address = "127.0.0.1:9090";  // /metrics, /readyz, /healthz; empty: not served
+  absl::Duration drain_timeout = absl::Seconds(20);
 
   // agent
   std::string agent_name = "neptune-agent";

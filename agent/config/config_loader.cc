@@ -450,6 +450,11 @@ const std::vector<Field<AgentConfig>>& ConfigFields() {
           "Address of the HTTP endpoint serving /metrics (Prometheus), /readyz and /healthz; empty: "
           "not served.",
           &C::metrics_address, OptionalListenAddress),
+      DurationField<C>(
+          "server.drain_timeout",
+          "On SIGTERM, how long calls in flight and pending final writes may take before the agent "
+          "exits (> 0, at most 1h); keep it below the Pod's terminationGracePeriodSeconds.",
+          &C::drain_timeout, {absl::ZeroDuration(), false, absl::Hours(1), true}),
       StringField<C>("agent.name", "string", "Agent name reported in GetAgent and ListAgents.",
                      &C::agent_name, NonEmpty),
       ListField<C>(

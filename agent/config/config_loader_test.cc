@@ -27,6 +27,7 @@ void ExpectSameConfig(const AgentConfig& a, const AgentConfig& b) {
   EXPECT_EQ(a.listen_address, b.listen_address);
   EXPECT_EQ(a.max_receive_message_bytes, b.max_receive_message_bytes);
   EXPECT_EQ(a.metrics_address, b.metrics_address);
+  EXPECT_EQ(a.drain_timeout, b.drain_timeout);
   EXPECT_EQ(a.agent_name, b.agent_name);
   EXPECT_EQ(a.task_types, b.task_types);
   EXPECT_EQ(a.retryable_failure, b.retryable_failure);
@@ -109,6 +110,7 @@ server:
   listen_address: "[::1]:9000"
   max_receive_message_bytes: 4194304
   metrics_address: 0.0.0.0:9091
+  drain_timeout: 45s
 agent:
   name: tracker
   task_types: [neptune, neptune_run]
@@ -149,6 +151,7 @@ logging:
   EXPECT_EQ(config.listen_address, "[::1]:9000");
   EXPECT_EQ(config.max_receive_message_bytes, 4194304);
   EXPECT_EQ(config.metrics_address, "0.0.0.0:9091");
+  EXPECT_EQ(config.drain_timeout, absl::Seconds(45));
   EXPECT_EQ(config.agent_name, "tracker");
   EXPECT_EQ(config.task_types, (std::vector<std::string>{"neptune", "neptune_run"}));
   EXPECT_EQ(config.retryable_failure, RetryableFailureMode::kState);
@@ -343,6 +346,13 @@ TEST_F(ConfigLoaderTest, BadValues) {
             "FILE: executor.process.state_directory: must not be empty");
 }
 
+TEST_F(ConfigLoaderTest, DrainTimeout) {
+  EXPECT_EQ(Error({"--server.drain_timeout=0s"}), "--server.drain_timeout: 0 is out of range (0, 1h]");
+  EXPECT_EQ(Error({"--server.drain_timeout=2h"}), "--server.drain_timeout: 2h is out of range (0, 1h]");
+  EXPECT_EQ(Error({}, {{"FLYTE_NEPTUNE_AGENT_SERVER_DRAIN_TIMEOUT", "soon"}}),
+            "FLYTE_NEPTUNE_AGENT_SERVER_DRAIN_TIMEOUT: \"soon\" is not a duration (e.g. 90s, 2m, 1h30m)");
+}
+
 TEST_F(ConfigLoaderTest, MetricsAddress) {
   EXPECT_EQ(Error({"--server.metrics_address="}), "OK");  // not served
   EXPECT_EQ(Error({"--server.metrics_address=[::1]:0"}), "OK");
@@ -495,6 +505,7 @@ TEST_F(ConfigLoaderTest, FormatConfigParsesBackToAnEqualConfig) {
   config.listen_address = "[::1]:9000";
   config.max_receive_message_bytes = 8 << 20;
   config.metrics_address = "";
+  config.drain_timeout = absl::Milliseconds(2500);
   config.agent_name = "agent: with colon";
   config.task_types = {"neptune", "neptune_run"};
   config.retryable_failure = RetryableFailureMode::kState;
@@ -530,6 +541,7 @@ TEST_F(ConfigLoaderTest, FormatConfigOfDefaults) {
   listen_address: 127.0.0.1:8000
   max_receive_message_bytes: 67108864
   metrics_address: 127.0.0.1:9090
+  drain_timeout: 20s
 agent:
   name: neptune-agent
   task_types: [neptune]
@@ -573,6 +585,7 @@ const std::vector<std::string>& AllKeys() {
       "server.listen_address",
       "server.max_receive_message_bytes",
       "server.metrics_address",
+      "server.drain_timeout",
       "agent.name",
       "agent.task_types",
       "agent.retryable_failure",

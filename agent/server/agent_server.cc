@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpc/grpc.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -91,11 +92,23 @@ void AgentServer::Probe() {
 }
 
 void AgentServer::Shutdown(absl::Time deadline) {
-  if (server_ == nullptr) return;
+  if (server_ == nullptr || shut_down_) return;
+  shut_down_ = true;
   if (prober_ != nullptr) prober_->Stop();
   server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on, whatever is set later
   async_service_.StopStreams();
+  // Stop accepting calls now, as Server::Shutdown does first (the core allows it twice).
+  grpc_completion_queue* queue = grpc_completion_queue_create_for_next(nullptr);
+  grpc_server_shutdown_and_notify(server_->c_server(), queue, nullptr);
+  // Once no call is in flight only idle connections remain, which Shutdown would wait for: close them.
+  rpc_metrics_.WaitUntilIdle(options_.clock->Now() + (deadline - absl::Now()));  // `deadline` is wall time
+  grpc_server_cancel_all_calls(server_->c_server());
   server_->Shutdown(absl::ToChronoTime(deadline));
+  grpc_completion_queue_shutdown(queue);
+  while (grpc_completion_queue_next(queue, gpr_inf_future(GPR_CLOCK_REALTIME), nullptr).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(queue);
 }
 
 void AgentServer::Wait() {

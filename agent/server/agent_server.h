@@ -45,8 +45,11 @@ class AgentServer {
 
   int port() const { return port_; }
 
-  // Reports NOT_SERVING, stops accepting calls, lets calls in flight finish until `deadline`, then cancels
-  // them. Idempotent.
+  // The drain: reports NOT_SERVING, stops accepting calls, lets the calls in flight finish until `deadline`
+  // (GetTaskLogs streams end within a poll interval), then cancels what is left and closes the connections
+  // (propeller keeps one open, idle, which gRPC's shutdown would otherwise wait for). Returns by `deadline`
+  // unless a handler outlives it (each is bounded by its own budget). `deadline` is wall-clock time (gRPC's).
+  // Idempotent.
   void Shutdown(absl::Time deadline);
 
   // Blocks until the server has shut down.
@@ -72,6 +75,7 @@ class AgentServer {
   std::unique_ptr<PeriodicThread> prober_;
   std::mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = false;  // what the health service reports
+  bool shut_down_ = false;
   int port_ = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "agent/server/rpc_metrics.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -45,10 +47,18 @@ RpcMetrics::RpcMetrics(metrics::Registry* registry, const Clock* clock)
 grpc::Status RpcMetrics::Record(absl::string_view operation, const std::string& task_type,
                                 const std::function<grpc::Status()>& handler) {
   in_flight_->Add(1);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+  }
   const absl::Time start = clock_->Now();
   const grpc::Status status = handler();
   const double seconds = absl::ToDoubleSeconds(clock_->Now() - start);
   in_flight_->Add(-1);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--calls_ == 0) idle_.notify_all();
+  }
   const std::string op(operation);
   const std::string code = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
   requests_->Get({task_type, op, code})->Increment();
@@ -62,6 +72,17 @@ grpc::Status RpcMetrics::Record(absl::string_view operation, const std::string& 
     }
   }
   return status;
+}
+
+bool RpcMetrics::WaitUntilIdle(absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (calls_ > 0) {
+    const absl::Duration left = deadline - clock_->Now();
+    if (left <= absl::ZeroDuration()) return false;
+    // A real-time wait for the clock's remaining time, bounded so that a moved fake clock is noticed.
+    idle_.wait_for(lock, absl::ToChronoNanoseconds(std::min(left, absl::Milliseconds(100))));
+  }
+  return true;
 }
 
 void RpcMetrics::ObserveInputBytes(const std::string& task_type, int64_t bytes) {

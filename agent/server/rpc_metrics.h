@@ -1,11 +1,15 @@
 #ifndef FNA_AGENT_SERVER_RPC_METRICS_H_
 #define FNA_AGENT_SERVER_RPC_METRICS_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "agent/common/clock.h"
 #include "agent/metrics/metrics.h"
 #include "grpcpp/support/status.h"
@@ -25,7 +29,8 @@ namespace fna::server {
 //   flyte_connector_request_latency_seconds{task_type,operation}            successes and failures
 //   flyte_connector_input_literal_bytes{task_type}                          CreateTask inputs, when present
 // task_type is a type the agent serves, "" when the request names none, else "other": label values stay
-// bounded whatever clients send. Thread-safe; `clock` is not owned and must outlive this.
+// bounded whatever clients send. The calls in flight are also what a drain waits for (WaitUntilIdle).
+// Thread-safe; `clock` is not owned and must outlive this.
 class RpcMetrics {
  public:
   RpcMetrics(metrics::Registry* registry, const Clock* clock);
@@ -37,6 +42,9 @@ class RpcMetrics {
 
   // The size of a CreateTask's inputs.
   void ObserveInputBytes(const std::string& task_type, int64_t bytes);
+
+  // Blocks until no call is in Record, or until `deadline` of the clock. Returns whether no call is.
+  bool WaitUntilIdle(absl::Time deadline);
 
   // The HTTP status flytekit's connector would report for `code` (grpc-gateway's mapping; flytekit itself
   // only reports 404 and 500).
@@ -51,6 +59,10 @@ class RpcMetrics {
   metrics::Family<metrics::Counter>* const connector_failure_;
   metrics::Family<metrics::Histogram>* const connector_latency_;
   metrics::Family<metrics::Histogram>* const connector_input_bytes_;
+
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace fna::server

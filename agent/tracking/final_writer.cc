@@ -23,6 +23,11 @@ FinalWriter::FinalWriter(Options options, neptune::Tracker* tracker, executor::E
                           ->AddCounter("flyte_neptune_agent_runs_finalized_late_total",
                                        "Neptune runs whose final fields the background writer wrote.")
                           ->Get()),
+      abandoned_(
+          registry_
+              ->AddCounter("flyte_neptune_agent_final_writes_abandoned_total",
+                           "Final writes still pending when the agent stopped, left to a restarted agent.")
+              ->Get()),
       pending_(registry_->AddGaugeCallback("flyte_neptune_agent_final_writes_pending",
                                            "Final writes waiting in the background writer.",
                                            [this] { return static_cast<double>(pending()); })) {}
@@ -55,10 +60,9 @@ absl::Status FinalWriter::Resume() {
   return absl::OkStatus();
 }
 
-absl::Status FinalWriter::Attempt(const FinalWrite& write) {
+absl::Status FinalWriter::Attempt(const FinalWrite& write, absl::Time deadline) {
   const ResourceMeta& meta = write.meta();
   const neptune::RunRef ref{meta.settings().project(), meta.custom_run_id(), meta.settings().routing_rule()};
-  const absl::Time deadline = clock_->Now() + options_.call_budget;
   FNA_RETURN_IF_ERROR(
       tracker_
           ->CreateRun(ref, InitialFields(meta, options_.console_url, write.outcome().working_directory()),
@@ -77,28 +81,50 @@ size_t FinalWriter::RunDue() {
       if (entry.next_attempt <= now) due.push_back(entry.write);
     }
   }
-  for (const FinalWrite& write : due) {
-    const absl::Status status = Attempt(write);
+  for (const FinalWrite& write : due) Done(write, Attempt(write, clock_->Now() + options_.call_budget));
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+void FinalWriter::Done(const FinalWrite& write, const absl::Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(write.meta().execution_id());
+  if (it == entries_.end()) return;
+  Entry& entry = it->second;
+  ++entry.attempts;
+  if (status.ok()) {
+    finalized_late_->Increment();
+    Log(LogLevel::kInfo, "tracking", "finalized run late", ResourceLogFields(write.meta()));
+    entries_.erase(it);
+    return;
+  }
+  entry.next_attempt = clock_->Now() + entry.backoff;
+  LogFields fields = ResourceLogFields(write.meta());
+  fields.emplace_back("attempts", absl::StrCat(entry.attempts));
+  fields.emplace_back("retry_in", absl::FormatDuration(entry.backoff));
+  fields.emplace_back("error", std::string(status.message()));
+  Log(LogLevel::kWarning, "tracking", "final write failed; retrying", fields);
+  entry.backoff = std::min(entry.backoff * 2, options_.max_backoff);
+}
+
+size_t FinalWriter::Drain(absl::Time deadline) {
+  std::vector<FinalWrite> pending;
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(write.meta().execution_id());
-    if (it == entries_.end()) continue;
-    Entry& entry = it->second;
-    ++entry.attempts;
-    if (status.ok()) {
-      finalized_late_->Increment();
-      Log(LogLevel::kInfo, "tracking", "finalized run late", ResourceLogFields(write.meta()));
-      entries_.erase(it);
-      continue;
-    }
-    entry.next_attempt = clock_->Now() + entry.backoff;
-    LogFields fields = ResourceLogFields(write.meta());
-    fields.emplace_back("attempts", absl::StrCat(entry.attempts));
-    fields.emplace_back("retry_in", absl::FormatDuration(entry.backoff));
-    fields.emplace_back("error", std::string(status.message()));
-    Log(LogLevel::kWarning, "tracking", "final write failed; retrying", fields);
-    entry.backoff = std::min(entry.backoff * 2, options_.max_backoff);
+    for (const auto& [key, entry] : entries_) pending.push_back(entry.write);
+  }
+  for (const FinalWrite& write : pending) {
+    const absl::Time now = clock_->Now();
+    if (now >= deadline) break;
+    Done(write, Attempt(write, std::min(deadline, now + options_.call_budget)));
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (!entries_.empty()) {
+    abandoned_->Increment(static_cast<double>(entries_.size()));
+    Log(LogLevel::kWarning, "tracking",
+        "final writes still pending at shutdown; a restarted agent resumes them",
+        {{"count", absl::StrCat(entries_.size())}});
+  }
   return entries_.size();
 }
 

@@ -29,8 +29,8 @@ class FinalWriter {
     absl::Duration max_backoff = absl::Minutes(5);
     absl::Duration call_budget = absl::Seconds(10);  // deadline of each tracker call
     std::string console_url;                         // for the run's initial fields, if it must be created
-    // flyte_neptune_agent_runs_finalized_late_total and flyte_neptune_agent_final_writes_pending. Not owned;
-    // null: not exported.
+    // flyte_neptune_agent_runs_finalized_late_total, _final_writes_pending and _final_writes_abandoned_total.
+    // Not owned; null: not exported.
     metrics::Registry* metrics = nullptr;
   };
 
@@ -46,6 +46,12 @@ class FinalWriter {
   // Attempts every write that is due; returns how many remain pending.
   size_t RunDue();
 
+  // The last chance before the agent stops: attempts every pending write once more, now, each within the call
+  // budget and `deadline`. What is still pending then is abandoned to a restarted agent, which resumes it
+  // from the executor's records: counted (flyte_neptune_agent_final_writes_abandoned_total), logged and
+  // returned.
+  size_t Drain(absl::Time deadline);
+
   size_t pending() const;
 
  private:
@@ -56,7 +62,9 @@ class FinalWriter {
     int attempts = 0;
   };
 
-  absl::Status Attempt(const FinalWrite& write);
+  absl::Status Attempt(const FinalWrite& write, absl::Time deadline);
+  // Records the outcome of an attempt at `write`.
+  void Done(const FinalWrite& write, const absl::Status& status);
 
   const Options options_;
   neptune::Tracker* const tracker_;
@@ -67,6 +75,7 @@ class FinalWriter {
 
   metrics::RegistryOrPrivate registry_;
   metrics::Counter* const finalized_late_;
+  metrics::Counter* const abandoned_;
   metrics::GaugeCallback pending_;  // last: reads the members above
 };
 

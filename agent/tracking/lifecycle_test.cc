@@ -376,6 +376,29 @@ TEST_F(LifecycleTest, RestartedAgentResumesPendingFinalWrites) {
   EXPECT_TRUE(executor_.task(meta.execution_id())->status.run_finalized);
 }
 
+TEST_F(LifecycleTest, DrainTriesEveryPendingWriteOnceAndAbandonsTheRest) {
+  config_.finalize_grace = absl::ZeroDuration();
+  tracker_.FailAllWrites(absl::UnavailableError("down"));
+  for (const char* node : {"n0", "n1", "n2"}) {
+    CreateOk(MakeCreateRequest(node));
+    ASSERT_TRUE(Delete().ok());  // aborted while Neptune is down
+  }
+  metrics::Registry registry;
+  FinalWriter::Options options;
+  options.metrics = &registry;
+  FinalWriter writer(options, &tracker_, &executor_, &clock_);
+  ASSERT_TRUE(writer.Resume().ok());
+  ASSERT_EQ(writer.pending(), 3u);
+  tracker_.ClearFailures();
+  tracker_.FailNextWrites(1, absl::UnavailableError("still down"));
+  EXPECT_EQ(writer.Drain(clock_.Now() + absl::Minutes(1)), 1u);  // tried once each, no retries
+  EXPECT_EQ(writer.Drain(clock_.Now()), 1u);                     // no time left: nothing tried
+  const std::string text = registry.TextExposition();
+  EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_runs_finalized_late_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_final_writes_abandoned_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_final_writes_pending 1\n"));
+}
+
 TEST_F(LifecycleTest, PendingOutcomeWinsOverTheExecutorsLaterState) {
   config_.finalize_grace = absl::ZeroDuration();
   const ResourceMeta meta = CreateOk(MakeCreateRequest());
