@@ -151,6 +151,7 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  server::RouteGrpcLogs();
   const Clock* clock = Clock::Real();
   // The operations endpoint comes first, so that probes see the start-up (not ready yet, alive).
   metrics::Registry registry;

@@ -9,8 +9,10 @@
 // Polling follows propeller's webapi plugin (flyte-agent-protocol.md §2): the first GetTask comes one resync
 // interval after CreateTask, then one per interval, through a token-bucket read rate limiter.
 
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,9 @@ ABSL_FLAG(absl::Duration, abort_after, absl::ZeroDuration(),
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10),
           "deadline of each call (connector-service default: 10s)");
 ABSL_FLAG(absl::Duration, max_wait, absl::Hours(24), "give up polling after this long");
+ABSL_FLAG(bool, tls, false, "connect with TLS, trusting the system's CAs (or --tls_ca_file's)");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM file of the CAs that signed the agent's certificate; implies --tls");
 ABSL_FLAG(std::string, outputs, "",
           "root of output prefixes for task files without one (default: ./outputs)");
 
@@ -236,7 +241,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string command = args[1];
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address), grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  const std::string ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  if (absl::GetFlag(FLAGS_tls) || !ca_file.empty()) {
+    grpc::SslCredentialsOptions options;
+    if (!ca_file.empty()) {
+      std::ifstream in(ca_file, std::ios::binary);
+      std::stringstream pem;
+      pem << in.rdbuf();
+      if (!in || pem.str().empty()) {
+        std::cerr << "--tls_ca_file: cannot read " << ca_file << "\n";
+        return 2;
+      }
+      options.pem_root_certs = pem.str();
+    }
+    credentials = grpc::SslCredentials(options);
+  }
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address), credentials);
   flyteidl::service::AsyncAgentService::Stub agent(channel);
   flyteidl::service::AgentMetadataService::Stub metadata(channel);
   if (command == "list") return List(metadata);

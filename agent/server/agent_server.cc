@@ -2,7 +2,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/common/log.h"
+#include "agent/server/tls.h"
 #include "grpc/grpc.h"
+#include "grpc/support/log.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -24,7 +27,16 @@ void SetServing(grpc::Server& server, bool serving) {
   health->SetServingStatus(serving);  // "" and every service above
 }
 
+void LogGrpc(gpr_log_func_args* args) {
+  const LogLevel level = args->severity == GPR_LOG_SEVERITY_DEBUG  ? LogLevel::kDebug
+                         : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                                   : LogLevel::kWarning;
+  Log(level, "grpc", args->message, {{"source", absl::StrCat(args->file, ":", args->line)}});
+}
+
 }  // namespace
+
+void RouteGrpcLogs() { gpr_set_log_function(LogGrpc); }
 
 AgentServer::AgentServer(const AgentConfig* config, tracking::TaskLifecycle* lifecycle, Options options)
     : options_(options),
@@ -40,7 +52,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config->listen_address, grpc::InsecureServerCredentials(), &server->port_);
+  auto credentials = MakeServerCredentials(*config);
+  if (!credentials.ok()) return credentials.status();
+  builder.AddListeningPort(config->listen_address, *credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config->max_receive_message_bytes));
   builder.RegisterService(&server->async_service_);
   builder.RegisterService(&server->metadata_service_);

@@ -79,6 +79,11 @@ class AgentServer {
   int port_ = 0;
 };
 
+// Sends gRPC's own log lines (gpr_log: e.g. a client's failed TLS handshake) through fna::Log as component
+// "grpc", so that every line the agent writes has the configured format and is redacted. gRPC's errors are
+// about single connections or calls, so they are logged as warnings. Call once, early.
+void RouteGrpcLogs();
+
 }  // namespace fna::server
 
 #endif  // FNA_AGENT_SERVER_AGENT_SERVER_H_

@@ -19,6 +19,8 @@ struct TestPki {
   std::string other_ca_file;     // an unrelated CA's certificate (did not sign the server's)
   std::string server_cert_file;  // for localhost and 127.0.0.1, signed by the CA
   std::string server_key_file;
+  std::string client_cert_file;  // a client certificate (mutual TLS), signed by the CA
+  std::string client_key_file;
 };
 
 namespace internal {
@@ -45,9 +47,10 @@ inline void AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
   }
 }
 
-// A certificate for `key` named `common_name`, signed by `issuer_key` (self-signed when `issuer` is null).
+// A certificate for `key` named `common_name`, signed by `issuer_key` (self-signed when `issuer` is null); a
+// leaf's `usage` is its extended key usage.
 inline X509* NewCert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY* issuer_key, long serial,
-                     bool ca) {
+                     bool ca, const char* usage = "serverAuth") {
   X509* cert = X509_new();
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
@@ -66,7 +69,7 @@ inline X509* NewCert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_P
   } else {
     AddExtension(cert, signer, NID_basic_constraints, "critical,CA:FALSE");
     AddExtension(cert, signer, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
-    AddExtension(cert, signer, NID_ext_key_usage, "serverAuth");
+    AddExtension(cert, signer, NID_ext_key_usage, usage);
     AddExtension(cert, signer, NID_authority_key_identifier, "keyid");
   }
   X509_sign(cert, issuer_key, EVP_sha256());
@@ -91,27 +94,35 @@ inline bool WriteKey(const std::string& path, EVP_PKEY* key) {
 
 }  // namespace internal
 
-// Writes ca.pem, other-ca.pem, server.pem and server-key.pem into `directory` (which must exist).
+// Writes ca.pem, other-ca.pem, server.pem, server-key.pem, client.pem and client-key.pem into `directory`
+// (which must exist). Every call makes new keys and CAs.
 inline bool WriteTestPki(const std::string& directory, TestPki* pki) {
   using namespace internal;  // NOLINT(build/namespaces)
   EVP_PKEY* ca_key = NewKey();
   EVP_PKEY* other_key = NewKey();
   EVP_PKEY* server_key = NewKey();
+  EVP_PKEY* client_key = NewKey();
   X509* ca = NewCert(ca_key, "fna test CA", nullptr, ca_key, 1, true);
   X509* other = NewCert(other_key, "fna other CA", nullptr, other_key, 2, true);
   X509* server = NewCert(server_key, "localhost", ca, ca_key, 3, false);
+  X509* client = NewCert(client_key, "fna test client", ca, ca_key, 4, false, "clientAuth");
   pki->ca_file = directory + "/ca.pem";
   pki->other_ca_file = directory + "/other-ca.pem";
   pki->server_cert_file = directory + "/server.pem";
   pki->server_key_file = directory + "/server-key.pem";
+  pki->client_cert_file = directory + "/client.pem";
+  pki->client_key_file = directory + "/client-key.pem";
   const bool ok = WriteCert(pki->ca_file, ca) && WriteCert(pki->other_ca_file, other) &&
-                  WriteCert(pki->server_cert_file, server) && WriteKey(pki->server_key_file, server_key);
+                  WriteCert(pki->server_cert_file, server) && WriteKey(pki->server_key_file, server_key) &&
+                  WriteCert(pki->client_cert_file, client) && WriteKey(pki->client_key_file, client_key);
   X509_free(ca);
   X509_free(other);
   X509_free(server);
+  X509_free(client);
   EVP_PKEY_free(ca_key);
   EVP_PKEY_free(other_key);
   EVP_PKEY_free(server_key);
+  EVP_PKEY_free(client_key);
   return ok;
 }
 
