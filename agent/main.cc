@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <iostream>
@@ -95,13 +97,23 @@ absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
         "tracker.kind is neptune but there is no API token: set tracker.neptune.api_token_file or "
         "NEPTUNE_API_TOKEN");
   }
-  std::vector<std::string> files;
-  if (!config.neptune_api_token_file.empty()) files.push_back(config.neptune_api_token_file);
-  for (const RoutingRule& rule : config.routing_rules) {
-    if (!rule.token_file.empty()) files.push_back(rule.token_file);
+  std::vector<std::pair<std::string, std::string>> files;  // key, path
+  if (!config.neptune_api_token_file.empty()) {
+    files.emplace_back("tracker.neptune.api_token_file", config.neptune_api_token_file);
   }
-  for (const std::string& file : files) {
-    if (auto token = tracker->token_files.Read(file); !token.ok()) return token.status();
+  for (size_t i = 0; i < config.routing_rules.size(); ++i) {
+    if (config.routing_rules[i].token_file.empty()) continue;
+    files.emplace_back(absl::StrCat("tracking.routing_rules[", i, "].token_file"),
+                       config.routing_rules[i].token_file);
+  }
+  for (const auto& [key, file] : files) {
+    if (auto token = tracker->token_files.Read(file); !token.ok()) {
+      return absl::Status(token.status().code(), absl::StrCat(key, ": ", token.status().message()));
+    }
+  }
+  if (!config.neptune_ca_file.empty() && access(config.neptune_ca_file.c_str(), R_OK) != 0) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("tracker.neptune.ca_file \"", config.neptune_ca_file, "\": cannot read"));
   }
 
   http::HttplibTransportOptions transport_options;
@@ -151,7 +163,6 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  server::RouteGrpcLogs();
   const Clock* clock = Clock::Real();
   // The operations endpoint comes first, so that probes see the start-up (not ready yet, alive).
   metrics::Registry registry;
@@ -228,17 +239,29 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   // The drain (README, Operations): not ready, no new calls, the calls in flight and the pending final writes
-  // finish within server.drain_timeout. A second signal ends the process at once, with status 128 + signal.
+  // finish within server.drain_timeout.
   const absl::Time started = clock->Now();
   const absl::Time deadline = started + config.drain_timeout;
   Log(LogLevel::kInfo, "main", "draining",
       {{"signal", strsignal(signal_number)}, {"drain_timeout", absl::FormatDuration(config.drain_timeout)}});
-  std::thread([signals] {
-    int second = 0;
-    sigwait(&signals, &second);
-    Log(LogLevel::kWarning, "main", "second signal: exiting without draining",
-        {{"signal", strsignal(second)}});
-    std::_Exit(128 + second);
+  // The drain's watchdog: the deadline ends the process with status 0 whatever still runs (e.g. a background
+  // final write; its record on the executor is resumed by the next agent), a second signal at once.
+  std::thread([signals, deadline, clock] {
+    while (true) {
+      const timespec left = absl::ToTimespec(std::max(absl::ZeroDuration(), deadline - clock->Now()));
+      siginfo_t info;
+      const int second = sigtimedwait(&signals, &info, &left);
+      if (second > 0) {
+        Log(LogLevel::kWarning, "main", "second signal: exiting without draining",
+            {{"signal", strsignal(second)}});
+        std::_Exit(128 + second);
+      }
+      if (clock->Now() >= deadline) {
+        Log(LogLevel::kWarning, "main",
+            "drain deadline passed: exiting; pending final writes resume on restart");
+        std::_Exit(0);
+      }
+    }
   }).detach();
   health.SetDraining();
   if (online != nullptr) online->pings->Stop();

@@ -80,9 +80,11 @@ void TokenFiles::Note(const std::string& path, const absl::Status& status) {
     Log(LogLevel::kInfo, "neptune", "Neptune API token file readable again", {{"path", path}});
   } else {
     failing_.insert(path);
-    Log(LogLevel::kWarning, "neptune",
-        "Neptune API token file unreadable: tracking with it is degraded until it is readable again",
-        {{"path", path}, {"error", std::string(status.message())}});
+    if (entries_.count(path) != 0) {  // a file never read is the caller's to report (a start-up error)
+      Log(LogLevel::kWarning, "neptune",
+          "Neptune API token file unreadable: tracking with it is degraded until it is readable again",
+          {{"path", path}, {"error", std::string(status.message())}});
+    }
   }
   unreadable_->Set(static_cast<double>(failing_.size()));
 }

@@ -22,7 +22,7 @@ namespace fna::neptune {
 // A file that cannot be read degrades tracking only (the agent stays ready): the failed reads are counted
 // (flyte_neptune_agent_token_file_read_errors_total), the files whose last read failed are a gauge
 // (flyte_neptune_agent_token_files_unreadable), and each change between readable and unreadable is logged
-// once.
+// once (a file that was never readable is left to the caller to report).
 //
 // Thread-safe. Errors name the path, never the content. `metrics` (not owned; null: not exported) must
 // outlive this.

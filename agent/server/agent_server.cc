@@ -1,11 +1,14 @@
 #include "agent/server/agent_server.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/common/log.h"
 #include "agent/server/tls.h"
 #include "grpc/grpc.h"
 #include "grpc/support/log.h"
+#include "grpc/support/time.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -18,6 +21,8 @@ namespace fna::server {
 namespace {
 
 constexpr char kAsyncAgentService[] = "flyteidl.service.AsyncAgentService";
+// How long the drain lets the last answers go out before it closes the connections left.
+constexpr absl::Duration kFlushGrace = absl::Seconds(1);
 constexpr char kAgentMetadataService[] = "flyteidl.service.AgentMetadataService";
 
 void SetServing(grpc::Server& server, bool serving) {
@@ -34,9 +39,9 @@ void LogGrpc(gpr_log_func_args* args) {
   Log(level, "grpc", args->message, {{"source", absl::StrCat(args->file, ":", args->line)}});
 }
 
-}  // namespace
+void DropGrpcLog(gpr_log_func_args*) {}
 
-void RouteGrpcLogs() { gpr_set_log_function(LogGrpc); }
+}  // namespace
 
 AgentServer::AgentServer(const AgentConfig* config, tracking::TaskLifecycle* lifecycle, Options options)
     : options_(options),
@@ -56,12 +61,16 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   if (!credentials.ok()) return credentials.status();
   builder.AddListeningPort(config->listen_address, *credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config->max_receive_message_bytes));
+  // gRPC's default SO_REUSEPORT would let a second agent share the port, unnoticed.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&server->async_service_);
   builder.RegisterService(&server->metadata_service_);
+  gpr_set_log_function(DropGrpcLog);
   server->server_ = builder.BuildAndStart();
+  gpr_set_log_function(LogGrpc);
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config->listen_address, " (address in use or not available here)"));
+    return absl::UnavailableError(absl::StrCat("server.listen_address \"", config->listen_address,
+                                               "\": cannot listen (address in use or not available here)"));
   }
   SetServing(*server->server_, false);
   server->in_process_ = server->server_->InProcessChannel(grpc::ChannelArguments());
@@ -111,12 +120,20 @@ void AgentServer::Shutdown(absl::Time deadline) {
   if (prober_ != nullptr) prober_->Stop();
   server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on, whatever is set later
   async_service_.StopStreams();
+  in_process_.reset();  // the prober's connection
   // Stop accepting calls now, as Server::Shutdown does first (the core allows it twice).
   grpc_completion_queue* queue = grpc_completion_queue_create_for_next(nullptr);
   grpc_server_shutdown_and_notify(server_->c_server(), queue, nullptr);
-  // Once no call is in flight only idle connections remain, which Shutdown would wait for: close them.
   rpc_metrics_.WaitUntilIdle(options_.clock->Now() + (deadline - absl::Now()));  // `deadline` is wall time
-  grpc_server_cancel_all_calls(server_->c_server());
+  // The last answers go out now. Connections still open after that are idle ones (propeller keeps one), which
+  // the shutdown would wait for: close them.
+  const absl::Duration flush = std::max(absl::ZeroDuration(), std::min(kFlushGrace, deadline - absl::Now()));
+  const grpc_event shut = grpc_completion_queue_next(
+      queue,
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                   gpr_time_from_millis(absl::ToInt64Milliseconds(flush), GPR_TIMESPAN)),
+      nullptr);
+  if (shut.type == GRPC_QUEUE_TIMEOUT) grpc_server_cancel_all_calls(server_->c_server());
   server_->Shutdown(absl::ToChronoTime(deadline));
   grpc_completion_queue_shutdown(queue);
   while (grpc_completion_queue_next(queue, gpr_inf_future(GPR_CLOCK_REALTIME), nullptr).type !=

@@ -27,6 +27,11 @@ namespace fna::server {
 // starts. A probe thread re-reads the readiness every `probe_interval` and calls the health service through
 // an in-process channel, recording each answer as `health`'s heartbeat (liveness).
 //
+// gRPC's own log lines (gpr_log, process-wide: e.g. a client's failed TLS handshake) go through fna::Log as
+// component "grpc" once a server started, so that every line the agent writes has the configured format and
+// is redacted; they concern single connections or calls, so they are warnings at most. What gRPC says while
+// the server starts is dropped: Start's error says it in one line.
+//
 // Thread-safe. `config`, `lifecycle` and the options' pointers are not owned and must outlive the server.
 class AgentServer {
  public:
@@ -78,11 +83,6 @@ class AgentServer {
   bool shut_down_ = false;
   int port_ = 0;
 };
-
-// Sends gRPC's own log lines (gpr_log: e.g. a client's failed TLS handshake) through fna::Log as component
-// "grpc", so that every line the agent writes has the configured format and is redacted. gRPC's errors are
-// about single connections or calls, so they are logged as warnings. Call once, early.
-void RouteGrpcLogs();
 
 }  // namespace fna::server
 
