@@ -113,6 +113,10 @@ int AgentProcess::Stop() {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+void AgentProcess::Signal(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
 void AgentProcess::Kill() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);

@@ -28,6 +28,8 @@ class AgentProcess {
   int metrics_port() const { return metrics_port_; }
   // SIGTERM and wait; returns the exit status (or -signal).
   int Stop();
+  // Sends `signal` and returns at once, keeping the connection open (as propeller's stays during a drain).
+  void Signal(int signal);
   // SIGKILL, as a crash or an evicted Pod.
   void Kill();
   // The exit status after the process ended by itself (waits up to 10 s); -1000 if it still runs.
