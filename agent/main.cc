@@ -267,11 +267,11 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   if (online != nullptr) online->pings->Stop();
   (*server)->Shutdown(deadline);
   final_writes.Stop();
-  const size_t abandoned = final_writer.Drain(deadline);
+  const size_t pending = final_writer.Drain(deadline);
   if (monitoring != nullptr) monitoring->Stop();
   Log(LogLevel::kInfo, "main", "stopped",
       {{"drained_in", absl::FormatDuration(clock->Now() - started)},
-       {"abandoned_final_writes", absl::StrCat(abandoned)}});
+       {"pending_final_writes", absl::StrCat(pending)}});
   return 0;
 }
 

@@ -21,9 +21,9 @@ namespace fna::server {
 namespace {
 
 constexpr char kAsyncAgentService[] = "flyteidl.service.AsyncAgentService";
+constexpr char kAgentMetadataService[] = "flyteidl.service.AgentMetadataService";
 // How long the drain lets the last answers go out before it closes the connections left.
 constexpr absl::Duration kFlushGrace = absl::Seconds(1);
-constexpr char kAgentMetadataService[] = "flyteidl.service.AgentMetadataService";
 
 void SetServing(grpc::Server& server, bool serving) {
   grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
@@ -115,8 +115,7 @@ void AgentServer::Probe() {
 }
 
 void AgentServer::Shutdown(absl::Time deadline) {
-  if (server_ == nullptr || shut_down_) return;
-  shut_down_ = true;
+  if (server_ == nullptr || shut_down_.exchange(true)) return;
   if (prober_ != nullptr) prober_->Stop();
   server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on, whatever is set later
   async_service_.StopStreams();

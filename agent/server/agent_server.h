@@ -1,6 +1,7 @@
 #ifndef FNA_AGENT_SERVER_AGENT_SERVER_H_
 #define FNA_AGENT_SERVER_AGENT_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 
@@ -80,7 +81,7 @@ class AgentServer {
   std::unique_ptr<PeriodicThread> prober_;
   std::mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = false;  // what the health service reports
-  bool shut_down_ = false;
+  std::atomic<bool> shut_down_{false};
   int port_ = 0;
 };
 

@@ -25,8 +25,9 @@ FinalWriter::FinalWriter(Options options, neptune::Tracker* tracker, executor::E
                           ->Get()),
       abandoned_(
           registry_
-              ->AddCounter("flyte_neptune_agent_final_writes_abandoned_total",
-                           "Final writes still pending when the agent stopped, left to a restarted agent.")
+              ->AddCounter(
+                  "flyte_neptune_agent_final_writes_abandoned_total",
+                  "Final writes given up because Neptune refuses them for good (project or run deleted).")
               ->Get()),
       pending_(registry_->AddGaugeCallback("flyte_neptune_agent_final_writes_pending",
                                            "Final writes waiting in the background writer.",
@@ -69,7 +70,9 @@ absl::Status FinalWriter::Attempt(const FinalWrite& write, absl::Time deadline) 
                       deadline)
           .status());
   FNA_RETURN_IF_ERROR(tracker_->Write(ref, FinalFields(meta, write.outcome()), deadline));
-  return executor_->MarkRunFinalized(TaskRefOf(meta));
+  const absl::Status marked = executor_->MarkRunFinalized(TaskRefOf(meta));
+  return absl::IsNotFound(marked) ? absl::OkStatus()
+                                  : marked;  // the task's object is gone: nothing to record
 }
 
 size_t FinalWriter::RunDue() {
@@ -87,24 +90,40 @@ size_t FinalWriter::RunDue() {
 }
 
 void FinalWriter::Done(const FinalWrite& write, const absl::Status& status) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(write.meta().execution_id());
-  if (it == entries_.end()) return;
-  Entry& entry = it->second;
-  ++entry.attempts;
-  if (status.ok()) {
-    finalized_late_->Increment();
-    Log(LogLevel::kInfo, "tracking", "finalized run late", ResourceLogFields(write.meta()));
+  // Neptune refuses it for good (the project or run was deleted, or the write is malformed): retrying is
+  // pointless, and the executor's record of it is cleared so that no restarted agent retries it either.
+  const bool hopeless = absl::IsNotFound(status) || absl::IsInvalidArgument(status);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(write.meta().execution_id());
+    if (it == entries_.end()) return;
+    Entry& entry = it->second;
+    ++entry.attempts;
+    LogFields fields = ResourceLogFields(write.meta());
+    if (status.ok()) {
+      finalized_late_->Increment();
+      Log(LogLevel::kInfo, "tracking", "finalized run late", fields);
+      entries_.erase(it);
+      return;
+    }
+    fields.emplace_back("attempts", absl::StrCat(entry.attempts));
+    fields.emplace_back("error", std::string(status.message()));
+    if (!hopeless) {
+      fields.emplace_back("retry_in", absl::FormatDuration(entry.backoff));
+      Log(LogLevel::kWarning, "tracking", "final write failed; retrying", fields);
+      entry.next_attempt = clock_->Now() + entry.backoff;
+      entry.backoff = std::min(entry.backoff * 2, options_.max_backoff);
+      return;
+    }
+    abandoned_->Increment();
+    Log(LogLevel::kError, "tracking", "final write abandoned: Neptune refuses it for good", fields);
     entries_.erase(it);
-    return;
   }
-  entry.next_attempt = clock_->Now() + entry.backoff;
-  LogFields fields = ResourceLogFields(write.meta());
-  fields.emplace_back("attempts", absl::StrCat(entry.attempts));
-  fields.emplace_back("retry_in", absl::FormatDuration(entry.backoff));
-  fields.emplace_back("error", std::string(status.message()));
-  Log(LogLevel::kWarning, "tracking", "final write failed; retrying", fields);
-  entry.backoff = std::min(entry.backoff * 2, options_.max_backoff);
+  if (absl::Status cleared = executor_->MarkRunFinalized(TaskRefOf(write.meta())); !cleared.ok()) {
+    LogFields fields = ResourceLogFields(write.meta());
+    fields.emplace_back("error", std::string(cleared.message()));
+    Log(LogLevel::kWarning, "tracking", "cannot clear the abandoned final write's record", fields);
+  }
 }
 
 size_t FinalWriter::Drain(absl::Time deadline) {
@@ -120,7 +139,6 @@ size_t FinalWriter::Drain(absl::Time deadline) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!entries_.empty()) {
-    abandoned_->Increment(static_cast<double>(entries_.size()));
     Log(LogLevel::kWarning, "tracking",
         "final writes still pending at shutdown; a restarted agent resumes them",
         {{"count", absl::StrCat(entries_.size())}});

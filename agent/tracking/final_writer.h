@@ -18,7 +18,9 @@ namespace fna::tracking {
 
 // Finishes the final writes that did not succeed within the finalize grace (design.md §3.4): retried in the
 // background with capped exponential backoff until they land, so nothing is lost. Each pending write is also
-// recorded on the executor's object by the lifecycle, so a restarted agent resumes it (Resume()).
+// recorded on the executor's object by the lifecycle, so a restarted agent resumes it (Resume()). A write
+// Neptune refuses for good (NotFound: the project or run was deleted; InvalidArgument) is abandoned instead:
+// logged, counted, and its record on the executor cleared.
 //
 // Thread-safe. Time comes from the injected clock: RunDue() attempts the writes whose time has come, and a
 // caller's loop decides how often to call it.
@@ -47,9 +49,8 @@ class FinalWriter {
   size_t RunDue();
 
   // The last chance before the agent stops: attempts every pending write once more, now, each within the call
-  // budget and `deadline`. What is still pending then is abandoned to a restarted agent, which resumes it
-  // from the executor's records: counted (flyte_neptune_agent_final_writes_abandoned_total), logged and
-  // returned.
+  // budget and `deadline`. Returns (and logs) how many are still pending: a restarted agent resumes them from
+  // the executor's records.
   size_t Drain(absl::Time deadline);
 
   size_t pending() const;

@@ -395,8 +395,28 @@ TEST_F(LifecycleTest, DrainTriesEveryPendingWriteOnceAndAbandonsTheRest) {
   EXPECT_EQ(writer.Drain(clock_.Now()), 1u);                     // no time left: nothing tried
   const std::string text = registry.TextExposition();
   EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_runs_finalized_late_total 2\n"));
-  EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_final_writes_abandoned_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_final_writes_abandoned_total 0\n"));
   EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_final_writes_pending 1\n"));
+}
+
+TEST_F(LifecycleTest, AWriteNeptuneRefusesForGoodIsAbandonedAndItsRecordCleared) {
+  config_.finalize_grace = absl::ZeroDuration();
+  tracker_.FailAllWrites(absl::UnavailableError("down"));
+  const ResourceMeta meta = CreateOk(MakeCreateRequest());
+  ASSERT_TRUE(Delete().ok());
+  metrics::Registry registry;
+  FinalWriter::Options options;
+  options.metrics = &registry;
+  FinalWriter writer(options, &tracker_, &executor_, &clock_);
+  ASSERT_TRUE(writer.Resume().ok());
+  tracker_.ClearFailures();
+  tracker_.FailAllWrites(absl::NotFoundError("the project was deleted"));
+  EXPECT_EQ(writer.RunDue(), 0u);
+  EXPECT_THAT(registry.TextExposition(), HasSubstr("\nflyte_neptune_agent_final_writes_abandoned_total 1\n"));
+  EXPECT_FALSE(executor_.task(meta.execution_id())->status.pending_final_write.has_value());
+  FinalWriter restarted(FinalWriter::Options{}, &tracker_, &executor_, &clock_);
+  ASSERT_TRUE(restarted.Resume().ok());
+  EXPECT_EQ(restarted.pending(), 0u);
 }
 
 TEST_F(LifecycleTest, PendingOutcomeWinsOverTheExecutorsLaterState) {
