@@ -264,10 +264,10 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
     }
   }).detach();
   health.SetDraining();
-  if (online != nullptr) online->pings->Stop();
   (*server)->Shutdown(deadline);
   final_writes.Stop();
   const size_t pending = final_writer.Drain(deadline);
+  if (online != nullptr) online->pings->Stop();
   if (monitoring != nullptr) monitoring->Stop();
   Log(LogLevel::kInfo, "main", "stopped",
       {{"drained_in", absl::FormatDuration(clock->Now() - started)},

@@ -505,7 +505,7 @@ TEST_F(AgentOperationsTest, SigtermLetsInFlightCreateAndGetTaskFinishAndExitsZer
     slow.path_prefix = path;
     slow.method = "POST";
     slow.action = Fault::Action::kDelay;
-    slow.delay = absl::Milliseconds(1500);
+    slow.delay = absl::Seconds(1);
     emulator_->AddFault(slow);
   }
   const int operations_before = emulator_->RequestCount("POST", kOperations);
