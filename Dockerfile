@@ -14,14 +14,15 @@ WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DFNA_BUILD_TESTS=OFF \
+# .git is not in the build context: `docker build --build-arg FNA_COMMIT=$(git rev-parse --short=12 HEAD)`.
+ARG FNA_COMMIT=unknown
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DFNA_BUILD_TESTS=OFF -DFNA_COMMIT="${FNA_COMMIT}" \
  && cmake --build /build -j"$(nproc)" --target flyte-neptune-agent flyte-neptune-runner
 
 FROM debian:12-slim
 # Runtime shared libraries, each named by the package that ships it (ldd on the Release binaries). apt pulls the
 # rest of their dependencies (e.g. libprotoc32 for libgrpc29). libc6, libstdc++6 and libgcc-s1 are in the base
-# image. libcpp-httplib0.11 is not listed: neither binary links cpp-httplib; a library added to the build later
-# must be added here too, or the ldd check below fails the build.
+# image. A library added to the build later must be added here too, or the ldd check below fails the build.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       # libgrpc++.so.1.51, libgrpc++_reflection.so.1.51: the gRPC server and its reflection service.
@@ -36,6 +37,8 @@ RUN apt-get update \
       libyaml-cpp0.7 \
       # libcrypto.so.3 (SHA-256 of run ids and offline run names), libssl.so.3 (gRPC's TLS support).
       libssl3 \
+      # libcpp-httplib.so.0.11: the Neptune client and the /metrics, /readyz, /healthz endpoint.
+      libcpp-httplib0.11 \
       # libre2.so.9, libcares.so.2, libz.so.1: loaded by gRPC core.
       libre2-9 libc-ares2 zlib1g \
       # CA certificates for outbound TLS (task commands; the online Neptune tracker when it lands).
@@ -55,11 +58,12 @@ RUN ! ldd /usr/local/bin/flyte-neptune-agent /usr/local/bin/flyte-neptune-runner
 # The working directory holds the default state (.flyte-neptune-agent/tasks) and offline runs (.neptune/).
 WORKDIR /var/lib/flyte-neptune-agent
 USER 65532:65532
-EXPOSE 8000
+EXPOSE 8000 9090
 # The agent's process executor double-forks a supervisor per task; as PID 1 the agent would leave them as zombies.
 # Run with an init that reaps them: `docker run --init`, or shareProcessNamespace in Kubernetes (the chart sets it).
 ENTRYPOINT ["/usr/local/bin/flyte-neptune-agent"]
 # Default arguments: listen on all interfaces of the container so that EXPOSE 8000 works. The process executor
 # runs task commands inside this container, which a non-loopback address must allow explicitly. Publish the port
 # only to propeller.
-CMD ["--server.listen_address=0.0.0.0:8000", "--executor.process.allow_non_loopback=true"]
+CMD ["--server.listen_address=0.0.0.0:8000", "--server.metrics_address=0.0.0.0:9090", \
+     "--executor.process.allow_non_loopback=true"]

@@ -4,11 +4,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -21,15 +25,19 @@
 #include "agent/common/periodic.h"
 #include "agent/common/secret.h"
 #include "agent/config/config_loader.h"
+#include "agent/executor/instrumented_executor.h"
 #include "agent/executor/kubernetes/kubernetes_executor.h"
 #include "agent/executor/process_executor.h"
 #include "agent/http/http_transport.h"
 #include "agent/kube/cluster_connection.h"
 #include "agent/kube/kube_client.h"
+#include "agent/metrics/metrics.h"
 #include "agent/neptune/neptune_client.h"
 #include "agent/neptune/offline_tracker.h"
 #include "agent/neptune/token_files.h"
 #include "agent/server/agent_server.h"
+#include "agent/server/health.h"
+#include "agent/server/monitoring_server.h"
 #include "agent/storage/local_output_store.h"
 #include "agent/storage/routing_output_store.h"
 #include "agent/storage/s3_output_store.h"
@@ -42,7 +50,6 @@ extern char** environ;
 namespace fna {
 namespace {
 
-constexpr absl::Duration kShutdownDeadline = absl::Seconds(10);
 constexpr absl::Duration kFinalWriterPeriod = absl::Seconds(1);
 
 std::map<std::string, std::string> Environment() {
@@ -73,6 +80,7 @@ std::string EnvOr(const std::map<std::string, std::string>& env, const std::stri
 // The Neptune 2.x tracker and what it needs. Members are destroyed in reverse order: the pinger's thread
 // stops before the client, the client goes before its transport.
 struct NeptuneTracker {
+  explicit NeptuneTracker(metrics::Registry* registry) : token_files(registry) {}
   neptune::TokenFiles token_files;
   Secret environment_token;
   std::unique_ptr<http::HttplibTransport> transport;
@@ -83,8 +91,9 @@ struct NeptuneTracker {
 // Builds the Neptune tracker. Every configured token must be readable now: a bad token file is a start-up
 // error (design.md §3.7); later read failures only degrade tracking.
 absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
-    const AgentConfig& config, const std::map<std::string, std::string>& env, const Clock* clock) {
-  auto tracker = std::make_unique<NeptuneTracker>();
+    const AgentConfig& config, const std::map<std::string, std::string>& env, const Clock* clock,
+    metrics::Registry* registry) {
+  auto tracker = std::make_unique<NeptuneTracker>(registry);
   if (auto it = env.find("NEPTUNE_API_TOKEN"); it != env.end() && !it->second.empty()) {
     tracker->environment_token = Secret(it->second);
   }
@@ -93,13 +102,23 @@ absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
         "tracker.kind is neptune but there is no API token: set tracker.neptune.api_token_file or "
         "NEPTUNE_API_TOKEN");
   }
-  std::vector<std::string> files;
-  if (!config.neptune_api_token_file.empty()) files.push_back(config.neptune_api_token_file);
-  for (const RoutingRule& rule : config.routing_rules) {
-    if (!rule.token_file.empty()) files.push_back(rule.token_file);
+  std::vector<std::pair<std::string, std::string>> files;  // key, path
+  if (!config.neptune_api_token_file.empty()) {
+    files.emplace_back("tracker.neptune.api_token_file", config.neptune_api_token_file);
   }
-  for (const std::string& file : files) {
-    if (auto token = tracker->token_files.Read(file); !token.ok()) return token.status();
+  for (size_t i = 0; i < config.routing_rules.size(); ++i) {
+    if (config.routing_rules[i].token_file.empty()) continue;
+    files.emplace_back(absl::StrCat("tracking.routing_rules[", i, "].token_file"),
+                       config.routing_rules[i].token_file);
+  }
+  for (const auto& [key, file] : files) {
+    if (auto token = tracker->token_files.Read(file); !token.ok()) {
+      return absl::Status(token.status().code(), absl::StrCat(key, ": ", token.status().message()));
+    }
+  }
+  if (!config.neptune_ca_file.empty() && access(config.neptune_ca_file.c_str(), R_OK) != 0) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("tracker.neptune.ca_file \"", config.neptune_ca_file, "\": cannot read"));
   }
 
   http::HttplibTransportOptions transport_options;
@@ -128,6 +147,8 @@ absl::StatusOr<std::unique_ptr<NeptuneTracker>> MakeNeptuneTracker(
   options.pinger.interval = config.neptune_ping_interval;
   options.pinger.idle_expiry = config.neptune_ping_idle_expiry;
   options.pinger.max_pings_per_second = static_cast<double>(config.neptune_max_pings_per_second);
+  options.metrics = registry;
+  options.pinger.metrics = registry;
   tracker->client = std::make_unique<neptune::NeptuneClient>(options, tracker->transport.get(), clock);
   neptune::NeptuneClient* client = tracker->client.get();
   tracker->pings = std::make_unique<PeriodicThread>(absl::Seconds(1), [client] { client->RunDue(); });
@@ -279,11 +300,27 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const Clock* clock = Clock::Real();
+  // The operations endpoint comes first, so that probes see the start-up (not ready yet, alive).
+  metrics::Registry registry;
+  registry
+      .AddGauge("flyte_neptune_agent_build_info",
+                "The agent's version, commit and the flyteidl version it speaks.",
+                {"version", "commit", "flyteidl_version"})
+      ->Get({kVersion, BuildCommit(), kFlyteidlVersion})
+      ->Set(1);
+  server::Health health(clock);
+  std::unique_ptr<server::MonitoringServer> monitoring;
+  if (!config.metrics_address.empty()) {
+    auto started = server::MonitoringServer::Start(config.metrics_address, &registry, &health);
+    if (!started.ok()) return Fail("cannot serve server.metrics_address", started.status());
+    monitoring = *std::move(started);
+  }
+
   std::unique_ptr<neptune::OfflineTracker> offline;
   std::unique_ptr<NeptuneTracker> online;
   neptune::Tracker* tracker = nullptr;
   if (config.tracker == TrackerKind::kNeptune) {
-    auto made = MakeNeptuneTracker(config, env, clock);
+    auto made = MakeNeptuneTracker(config, env, clock, &registry);
     if (!made.ok()) return Fail("cannot set up the Neptune tracker", made.status());
     online = *std::move(made);
     tracker = online->client.get();
@@ -313,24 +350,34 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
     process = *std::move(made);
     executor = process.get();
   }
+  executor::InstrumentedExecutor instrumented_executor(executor, &registry, clock);
 
   auto outputs = MakeOutputStores(config, env, clock);
   if (!outputs.ok()) return Fail("cannot set up the S3 output store", outputs.status());
   tracking::FinalWriter::Options writer_options;
   writer_options.console_url = config.console_url;
-  tracking::FinalWriter final_writer(writer_options, tracker, executor, clock);
+  writer_options.metrics = &registry;
+  tracking::FinalWriter final_writer(writer_options, tracker, &instrumented_executor, clock);
   if (absl::Status resumed = final_writer.Resume(); !resumed.ok()) {
     return Fail("cannot read pending final writes", resumed);
   }
-  tracking::TaskLifecycle lifecycle(&config, tracker, executor, (*outputs)->router.get(), &final_writer,
-                                    clock);
+  tracking::TaskLifecycle lifecycle(&config, tracker, &instrumented_executor, (*outputs)->router.get(),
+                                    &final_writer, clock, &registry);
 
-  auto server = server::AgentServer::Start(&config, &lifecycle);
+  health.AddReadinessCheck("executor", [&instrumented_executor] { return instrumented_executor.Ready(); });
+  server::AgentServer::Options server_options;
+  server_options.health = &health;
+  server_options.metrics = &registry;
+  auto server = server::AgentServer::Start(&config, &lifecycle, server_options);
   if (!server.ok()) return Fail("cannot start the gRPC server", server.status());
   PeriodicThread final_writes(kFinalWriterPeriod, [&final_writer] { final_writer.RunDue(); });
+  health.SetServing();
+  (*server)->ReportReadiness();
   Log(LogLevel::kInfo, "main", "serving",
       {{"address", config.listen_address},
        {"port", absl::StrCat((*server)->port())},
+       {"metrics_address", config.metrics_address},
+       {"metrics_port", monitoring == nullptr ? "" : absl::StrCat(monitoring->port())},
        {"task_types", absl::StrJoin(config.task_types, ",")},
        {"tracker", config.tracker == TrackerKind::kNeptune ? "neptune" : "offline"},
        {"offline_directory", config.offline_directory},
@@ -339,15 +386,40 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  Log(LogLevel::kInfo, "main", "shutting down", {{"signal", strsignal(signal_number)}});
-  (*server)->Shutdown(absl::Now() + kShutdownDeadline);
+  // The drain (README, Operations): not ready, no new calls, the calls in flight and the pending final writes
+  // finish within server.drain_timeout.
+  const absl::Time started = clock->Now();
+  const absl::Time deadline = started + config.drain_timeout;
+  Log(LogLevel::kInfo, "main", "draining",
+      {{"signal", strsignal(signal_number)}, {"drain_timeout", absl::FormatDuration(config.drain_timeout)}});
+  // The drain's watchdog: the deadline ends the process with status 0 whatever still runs (e.g. a background
+  // final write; its record on the executor is resumed by the next agent), a second signal at once.
+  std::thread([signals, deadline, clock] {
+    while (true) {
+      const timespec left = absl::ToTimespec(std::max(absl::ZeroDuration(), deadline - clock->Now()));
+      siginfo_t info;
+      const int second = sigtimedwait(&signals, &info, &left);
+      if (second > 0) {
+        Log(LogLevel::kWarning, "main", "second signal: exiting without draining",
+            {{"signal", strsignal(second)}});
+        std::_Exit(128 + second);
+      }
+      if (clock->Now() >= deadline) {
+        Log(LogLevel::kWarning, "main",
+            "drain deadline passed: exiting; pending final writes resume on restart");
+        std::_Exit(0);
+      }
+    }
+  }).detach();
+  health.SetDraining();
+  (*server)->Shutdown(deadline);
   final_writes.Stop();
-  final_writer.RunDue();
-  if (size_t pending = final_writer.pending(); pending > 0) {
-    Log(LogLevel::kWarning, "main", "final writes still pending; a restarted agent resumes them",
-        {{"count", absl::StrCat(pending)}});
-  }
-  Log(LogLevel::kInfo, "main", "stopped");
+  const size_t pending = final_writer.Drain(deadline);
+  if (online != nullptr) online->pings->Stop();
+  if (monitoring != nullptr) monitoring->Stop();
+  Log(LogLevel::kInfo, "main", "stopped",
+      {{"drained_in", absl::FormatDuration(clock->Now() - started)},
+       {"pending_final_writes", absl::StrCat(pending)}});
   return 0;
 }
 
@@ -367,7 +439,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command_line->version) {
-    std::cout << "flyte-neptune-agent " << fna::kVersion << " (flyteidl " << fna::kFlyteidlVersion << ")\n";
+    std::cout << fna::VersionLine("flyte-neptune-agent") << "\n";
     return 0;
   }
   if (command_line->print_config) {

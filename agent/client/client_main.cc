@@ -9,20 +9,24 @@
 // Polling follows propeller's webapi plugin (flyte-agent-protocol.md §2): the first GetTask comes one resync
 // interval after CreateTask, then one per interval, through a token-bucket read rate limiter.
 
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/client/task_file.h"
+#include "agent/version.h"
 #include "flyteidl/service/agent.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -37,6 +41,9 @@ ABSL_FLAG(absl::Duration, abort_after, absl::ZeroDuration(),
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10),
           "deadline of each call (connector-service default: 10s)");
 ABSL_FLAG(absl::Duration, max_wait, absl::Hours(24), "give up polling after this long");
+ABSL_FLAG(bool, tls, false, "connect with TLS, trusting the system's CAs (or --tls_ca_file's)");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM file of the CAs that signed the agent's certificate; implies --tls");
 ABSL_FLAG(std::string, outputs, "",
           "root of output prefixes for task files without one (default: ./outputs)");
 
@@ -225,13 +232,32 @@ int main(int argc, char** argv) {
       "  flyte-agent-client [flags] list | run TASK_FILE | create TASK_FILE | get META | abort META\n"
       "META is a base64 resource_meta as printed by run/create. Exit status of run: 0 succeeded, 1 failed, "
       "3 aborted.");
+  absl::FlagsUsageConfig usage_config;
+  usage_config.version_string = [] { return fna::VersionLine("flyte-agent-client") + "\n"; };
+  absl::SetFlagsUsageConfig(usage_config);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
     std::cerr << absl::ProgramUsageMessage() << "\n";
     return 2;
   }
   const std::string command = args[1];
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address), grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  const std::string ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  if (absl::GetFlag(FLAGS_tls) || !ca_file.empty()) {
+    grpc::SslCredentialsOptions options;
+    if (!ca_file.empty()) {
+      std::ifstream in(ca_file, std::ios::binary);
+      std::stringstream pem;
+      pem << in.rdbuf();
+      if (!in || pem.str().empty()) {
+        std::cerr << "--tls_ca_file: cannot read " << ca_file << "\n";
+        return 2;
+      }
+      options.pem_root_certs = pem.str();
+    }
+    credentials = grpc::SslCredentials(options);
+  }
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address), credentials);
   flyteidl::service::AsyncAgentService::Stub agent(channel);
   flyteidl::service::AgentMetadataService::Stub metadata(channel);
   if (command == "list") return List(metadata);

@@ -39,6 +39,14 @@ struct AgentConfig {
   std::string listen_address = "127.0.0.1:8000";
   int64_t max_receive_message_bytes = 64 << 20;
 
+  // server: operations
+  std::string metrics_address = "127.0.0.1:9090";  // /metrics, /readyz, /healthz; empty: not served
+  absl::Duration drain_timeout = absl::Seconds(20);
+  std::string tls_cert_file;       // PEM certificate chain; empty: plaintext gRPC
+  std::string tls_key_file;        // PEM private key of tls_cert_file
+  std::string tls_client_ca_file;  // PEM CAs of required client certificates (mutual TLS); empty: none asked
+  absl::Duration tls_refresh_interval = absl::Minutes(1);  // how often the TLS files are re-read
+
   // agent
   std::string agent_name = "neptune-agent";
   std::vector<std::string> task_types = {"neptune"};

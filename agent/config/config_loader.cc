@@ -289,6 +289,11 @@ absl::StatusOr<std::string> PullPolicy(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrCat(Quote(text), " is not Always, IfNotPresent or Never"));
 }
 
+absl::StatusOr<std::string> OptionalListenAddress(absl::string_view text) {
+  if (text.empty()) return std::string();
+  return ListenAddress(text);
+}
+
 // localhost, 127.0.0.0/8, ::1 (and ::ffff:127.0.0.0/104).
 bool IsLoopback(const std::string& host) {
   if (absl::EqualsIgnoreCase(host, "localhost")) return true;
@@ -599,6 +604,32 @@ const std::vector<Field<AgentConfig>>& ConfigFields() {
       IntField<C>("server.max_receive_message_bytes",
                   "Largest gRPC message the server accepts, in bytes (4 MiB to 2^31-1).",
                   &C::max_receive_message_bytes, int64_t{4} << 20, std::numeric_limits<int32_t>::max()),
+      StringField<C>(
+          "server.metrics_address", "host:port",
+          "Address of the HTTP endpoint serving /metrics (Prometheus), /readyz and /healthz; empty: "
+          "not served.",
+          &C::metrics_address, OptionalListenAddress),
+      DurationField<C>(
+          "server.drain_timeout",
+          "On SIGTERM, how long calls in flight and pending final writes may take before the agent "
+          "exits (> 0, at most 1h); keep it below the Pod's terminationGracePeriodSeconds.",
+          &C::drain_timeout, {absl::ZeroDuration(), false, absl::Hours(1), true}),
+      StringField<C>(
+          "server.tls_cert_file", "path",
+          "PEM certificate chain of the gRPC server, re-read when it changes; empty: plaintext gRPC. "
+          "Needs server.tls_key_file.",
+          &C::tls_cert_file, AnyString),
+      StringField<C>("server.tls_key_file", "path", "PEM private key of server.tls_cert_file.",
+                     &C::tls_key_file, AnyString),
+      StringField<C>("server.tls_client_ca_file", "path",
+                     "PEM CAs that must have signed every client's certificate (mutual TLS); empty: clients "
+                     "send none. Stock propeller sends no client certificate.",
+                     &C::tls_client_ca_file, AnyString),
+      DurationField<C>(
+          "server.tls_refresh_interval",
+          "How often the TLS files are re-read to pick up rotated certificates (1s to 24h, rounded "
+          "down to whole seconds).",
+          &C::tls_refresh_interval, {absl::Seconds(1), true, absl::Hours(24), true}),
       StringField<C>("agent.name", "string", "Agent name reported in GetAgent and ListAgents.",
                      &C::agent_name, NonEmpty),
       ListField<C>(
@@ -1033,6 +1064,17 @@ absl::Status ApplyText(const Field<AgentConfig>& field, absl::string_view text, 
 }
 
 absl::Status CheckMerged(const AgentConfig& config) {
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        config.tls_cert_file.empty()
+            ? "server.tls_key_file is set but server.tls_cert_file is empty: TLS needs both"
+            : "server.tls_cert_file is set but server.tls_key_file is empty: TLS needs both");
+  }
+  if (!config.tls_client_ca_file.empty() && config.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "server.tls_client_ca_file is set but server.tls_cert_file and server.tls_key_file are empty: mutual "
+        "TLS needs the server's certificate too");
+  }
   if (config.executor == ExecutorKind::kProcess && !config.process_allow_non_loopback) {
     FNA_ASSIGN_OR_RETURN(const std::string host, ListenHost(config.listen_address));
     if (!IsLoopback(host)) {

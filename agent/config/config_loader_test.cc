@@ -26,6 +26,12 @@ using Env = std::map<std::string, std::string>;
 void ExpectSameConfig(const AgentConfig& a, const AgentConfig& b) {
   EXPECT_EQ(a.listen_address, b.listen_address);
   EXPECT_EQ(a.max_receive_message_bytes, b.max_receive_message_bytes);
+  EXPECT_EQ(a.metrics_address, b.metrics_address);
+  EXPECT_EQ(a.drain_timeout, b.drain_timeout);
+  EXPECT_EQ(a.tls_cert_file, b.tls_cert_file);
+  EXPECT_EQ(a.tls_key_file, b.tls_key_file);
+  EXPECT_EQ(a.tls_client_ca_file, b.tls_client_ca_file);
+  EXPECT_EQ(a.tls_refresh_interval, b.tls_refresh_interval);
   EXPECT_EQ(a.agent_name, b.agent_name);
   EXPECT_EQ(a.task_types, b.task_types);
   EXPECT_EQ(a.retryable_failure, b.retryable_failure);
@@ -113,6 +119,12 @@ TEST_F(ConfigLoaderTest, FileOverridesDefaults) {
 server:
   listen_address: "[::1]:9000"
   max_receive_message_bytes: 4194304
+  metrics_address: 0.0.0.0:9091
+  drain_timeout: 45s
+  tls_cert_file: /etc/tls/tls.crt
+  tls_key_file: /etc/tls/tls.key
+  tls_client_ca_file: /etc/tls/ca.crt
+  tls_refresh_interval: 10s
 agent:
   name: tracker
   task_types: [neptune, neptune_run]
@@ -152,6 +164,12 @@ logging:
   EXPECT_EQ(result->config_file, path);
   EXPECT_EQ(config.listen_address, "[::1]:9000");
   EXPECT_EQ(config.max_receive_message_bytes, 4194304);
+  EXPECT_EQ(config.metrics_address, "0.0.0.0:9091");
+  EXPECT_EQ(config.drain_timeout, absl::Seconds(45));
+  EXPECT_EQ(config.tls_cert_file, "/etc/tls/tls.crt");
+  EXPECT_EQ(config.tls_key_file, "/etc/tls/tls.key");
+  EXPECT_EQ(config.tls_client_ca_file, "/etc/tls/ca.crt");
+  EXPECT_EQ(config.tls_refresh_interval, absl::Seconds(10));
   EXPECT_EQ(config.agent_name, "tracker");
   EXPECT_EQ(config.task_types, (std::vector<std::string>{"neptune", "neptune_run"}));
   EXPECT_EQ(config.retryable_failure, RetryableFailureMode::kState);
@@ -346,6 +364,37 @@ TEST_F(ConfigLoaderTest, BadValues) {
             "FILE: executor.process.state_directory: must not be empty");
 }
 
+TEST_F(ConfigLoaderTest, DrainTimeout) {
+  EXPECT_EQ(Error({"--server.drain_timeout=0s"}), "--server.drain_timeout: 0 is out of range (0, 1h]");
+  EXPECT_EQ(Error({"--server.drain_timeout=2h"}), "--server.drain_timeout: 2h is out of range (0, 1h]");
+  EXPECT_EQ(Error({}, {{"FLYTE_NEPTUNE_AGENT_SERVER_DRAIN_TIMEOUT", "soon"}}),
+            "FLYTE_NEPTUNE_AGENT_SERVER_DRAIN_TIMEOUT: \"soon\" is not a duration (e.g. 90s, 2m, 1h30m)");
+}
+
+TEST_F(ConfigLoaderTest, TlsKeys) {
+  EXPECT_EQ(Error({"--server.tls_cert_file=/c.pem", "--server.tls_key_file=/k.pem",
+                   "--server.tls_client_ca_file=/ca.pem", "--server.tls_refresh_interval=1s"}),
+            "OK");
+  EXPECT_EQ(Error({"--server.tls_refresh_interval=500ms"}),
+            "--server.tls_refresh_interval: 500ms is out of range [1s, 24h]");
+  EXPECT_EQ(Error({"--server.tls_cert_file=/c.pem"}),
+            "server.tls_cert_file is set but server.tls_key_file is empty: TLS needs both");
+  EXPECT_EQ(Error({"--server.tls_key_file=/k.pem"}),
+            "server.tls_key_file is set but server.tls_cert_file is empty: TLS needs both");
+  EXPECT_EQ(
+      Error({"--server.tls_client_ca_file=/ca.pem"}),
+      "server.tls_client_ca_file is set but server.tls_cert_file and server.tls_key_file are empty: mutual "
+      "TLS needs the server's certificate too");
+}
+
+TEST_F(ConfigLoaderTest, MetricsAddress) {
+  EXPECT_EQ(Error({"--server.metrics_address="}), "OK");  // not served
+  EXPECT_EQ(Error({"--server.metrics_address=[::1]:0"}), "OK");
+  EXPECT_EQ(Error({"--server.metrics_address=9090"}), "--server.metrics_address: \"9090\" is not host:port");
+  EXPECT_EQ(FileError("server:\n  metrics_address: [a, b]\n"),
+            "FILE: server.metrics_address: expected host:port, got a list");
+}
+
 TEST_F(ConfigLoaderTest, ListenAddresses) {
   for (const std::string good : {"127.0.0.1:0", "localhost:65535", "[::1]:8000", "127.1.2.3:80"}) {
     EXPECT_EQ(Error({"--server.listen_address=" + good}), "OK") << good;
@@ -489,6 +538,12 @@ TEST_F(ConfigLoaderTest, FormatConfigParsesBackToAnEqualConfig) {
   AgentConfig config;
   config.listen_address = "[::1]:9000";
   config.max_receive_message_bytes = 8 << 20;
+  config.metrics_address = "";
+  config.drain_timeout = absl::Milliseconds(2500);
+  config.tls_cert_file = "/etc/tls/tls.crt";
+  config.tls_key_file = "/etc/tls/tls.key";
+  config.tls_client_ca_file = "/etc/tls/ca.crt";
+  config.tls_refresh_interval = absl::Seconds(5);
   config.agent_name = "agent: with colon";
   config.task_types = {"neptune", "neptune_run"};
   config.retryable_failure = RetryableFailureMode::kState;
@@ -597,6 +652,12 @@ TEST_F(ConfigLoaderTest, FormatConfigOfDefaults) {
   EXPECT_EQ(FormatConfig(AgentConfig()), R"(server:
   listen_address: 127.0.0.1:8000
   max_receive_message_bytes: 67108864
+  metrics_address: 127.0.0.1:9090
+  drain_timeout: 20s
+  tls_cert_file: ""
+  tls_key_file: ""
+  tls_client_ca_file: ""
+  tls_refresh_interval: 1m
 agent:
   name: neptune-agent
   task_types: [neptune]
@@ -673,6 +734,12 @@ const std::vector<std::string>& AllKeys() {
   static const auto* const keys = new std::vector<std::string>{
       "server.listen_address",
       "server.max_receive_message_bytes",
+      "server.metrics_address",
+      "server.drain_timeout",
+      "server.tls_cert_file",
+      "server.tls_key_file",
+      "server.tls_client_ca_file",
+      "server.tls_refresh_interval",
       "agent.name",
       "agent.task_types",
       "agent.retryable_failure",

@@ -120,6 +120,11 @@ class Executor {
 
   // Reads the task's captured output. NotFound when `task` does not exist.
   virtual absl::StatusOr<LogBatch> ReadLogs(const TaskRef& task, const LogQuery& query) = 0;
+
+  // Whether the executor can serve calls now (e.g. the Kubernetes executor's Pod cache has synced); the agent
+  // reports itself ready (grpc.health.v1, /readyz) only while this holds. Called on every readiness probe:
+  // cheap, thread-safe, no I/O. The default (the process executor) is always ready.
+  virtual bool Ready() const { return true; }
 };
 
 }  // namespace fna::executor

@@ -172,6 +172,12 @@ absl::Status ValidateRef(const RunRef& ref) {
   return absl::OkStatus();
 }
 
+// The metric label of a call named "POST attributes/operations": "attributes/operations".
+std::string EndpointOf(absl::string_view what) {
+  const size_t space = what.find(' ');
+  return std::string(space == absl::string_view::npos ? what : what.substr(space + 1));
+}
+
 std::string RunKey(const RunRef& ref) { return absl::StrCat(ref.project, "\n", ref.custom_run_id); }
 
 LogFields RunLogFields(const RunRef& ref) {
@@ -256,6 +262,18 @@ NeptuneClient::NeptuneClient(NeptuneClientOptions options, http::HttpTransport* 
       transport_(transport),
       clock_(clock),
       random_state_(std::random_device{}()),
+      registry_(options_.metrics),
+      requests_metric_(registry_->AddCounter("flyte_neptune_agent_neptune_requests_total",
+                                             "HTTP requests to Neptune, by endpoint and HTTP status (or the "
+                                             "transport's error code when no answer came).",
+                                             {"endpoint", "status"})),
+      duration_metric_(
+          registry_->AddHistogram("flyte_neptune_agent_neptune_request_duration_seconds",
+                                  "Time from sending a request to Neptune to its answer or error.",
+                                  {"endpoint"}, metrics::LatencyBuckets())),
+      retries_metric_(registry_->AddCounter(
+          "flyte_neptune_agent_neptune_retries_total",
+          "Requests to Neptune repeated after a connection error, 408, 429 or 5xx.", {"endpoint"})),
       pinger_(options_.pinger, clock,
               [this](const PingTarget& target, absl::Time deadline) { return Ping(target, deadline); }) {}
 
@@ -354,6 +372,7 @@ absl::Status NeptuneClient::Once(Session& session, const std::string& key, absl:
 
 absl::StatusOr<http::HttpResponse> NeptuneClient::Send(http::HttpRequest request, absl::string_view what,
                                                        absl::Time deadline, Retries retries) const {
+  const std::string endpoint = EndpointOf(what);
   std::string problem;
   for (int attempt = 0;; ++attempt) {
     const absl::Time now = clock_->Now();
@@ -364,6 +383,11 @@ absl::StatusOr<http::HttpResponse> NeptuneClient::Send(http::HttpRequest request
     request.deadline = std::min(deadline, now + options_.retry.attempt_timeout);
     ++requests_;
     absl::StatusOr<http::HttpResponse> response = transport_->Send(request);
+    requests_metric_
+        ->Get({endpoint, response.ok() ? absl::StrCat(response->status)
+                                       : absl::StatusCodeToString(response.status().code())})
+        ->Increment();
+    duration_metric_->Get({endpoint})->Observe(absl::ToDoubleSeconds(clock_->Now() - now));
     std::optional<absl::Duration> wait;
     if (!response.ok()) {
       const bool transient =
@@ -393,6 +417,7 @@ absl::StatusOr<http::HttpResponse> NeptuneClient::Send(http::HttpRequest request
                                                  ": the next retry would pass the deadline)"));
     }
     ++retries_;
+    retries_metric_->Get({endpoint})->Increment();
     clock_->SleepFor(pause);
   }
 }

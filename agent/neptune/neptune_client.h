@@ -18,6 +18,7 @@
 #include "agent/common/retry.h"
 #include "agent/common/secret.h"
 #include "agent/http/http_transport.h"
+#include "agent/metrics/metrics.h"
 #include "agent/neptune/pinger.h"
 #include "agent/neptune/tracker.h"
 #include "nlohmann/json.hpp"
@@ -65,6 +66,13 @@ struct NeptuneClientOptions {
   // Uniform samples of [0, 1) for the backoff jitter; null: a thread-safe pseudo-random generator. Tests set
   // a constant to make waits exact.
   std::function<double()> random;
+
+  // Where the requests are counted, by endpoint ("experiments", "attributes/operations", ...):
+  // flyte_neptune_agent_neptune_requests_total{endpoint,status} (status: the HTTP status, or the transport's
+  // error code when no answer came), flyte_neptune_agent_neptune_request_duration_seconds{endpoint} and
+  // flyte_neptune_agent_neptune_retries_total{endpoint}. The pings: `pinger.metrics`. Not owned; null: not
+  // exported.
+  metrics::Registry* metrics = nullptr;
 };
 
 // Counters, for tests and metrics. Monotonic.
@@ -212,6 +220,11 @@ class NeptuneClient final : public Tracker {
   mutable std::atomic<int64_t> token_refreshes_{0};
   mutable std::atomic<int64_t> expired_token_retries_{0};
   mutable std::atomic<int64_t> operation_errors_{0};
+
+  metrics::RegistryOrPrivate registry_;
+  metrics::Family<metrics::Counter>* const requests_metric_;
+  metrics::Family<metrics::Histogram>* const duration_metric_;
+  metrics::Family<metrics::Counter>* const retries_metric_;
 
   Pinger pinger_;  // last: its ping function uses the members above
 };

@@ -340,6 +340,35 @@ TEST_F(NeptuneClientTest, ServiceUnavailableThreeTimesThenSuccess) {
   EXPECT_EQ(clock_.Now() - start, absl::Milliseconds(250 + 500 + 1000));
 }
 
+TEST_F(NeptuneClientTest, RequestsAreCountedByEndpointAndStatus) {
+  metrics::Registry registry;
+  NeptuneClientOptions options;
+  options.metrics = &registry;
+  MakeClient(std::move(options));
+  transport_.Inject("clients/config", 1, absl::UnavailableError("connection refused"));
+  ASSERT_TRUE(client_->CreateRun(Ref("run-a"), InitialFields(), Deadline()).ok());
+  transport_.Inject("/api/leaderboard/v1/experiments", 3, FakeNeptuneTransport::Response(503, "busy"));
+  ASSERT_TRUE(client_->CreateRun(Ref("run-b"), InitialFields(), Deadline(absl::Seconds(5))).ok());
+  const std::string text = registry.TextExposition();
+  for (const char* line : {
+           "flyte_neptune_agent_neptune_requests_total{endpoint=\"attributes/operations\",status=\"200\"} "
+           "2\n",
+           "flyte_neptune_agent_neptune_requests_total{endpoint=\"clients/config\",status=\"200\"} 1\n",
+           "flyte_neptune_agent_neptune_requests_total{endpoint=\"clients/config\",status=\"UNAVAILABLE\"} "
+           "1\n",
+           "flyte_neptune_agent_neptune_requests_total{endpoint=\"experiments\",status=\"200\"} 2\n",
+           "flyte_neptune_agent_neptune_requests_total{endpoint=\"experiments\",status=\"503\"} 3\n",
+           "flyte_neptune_agent_neptune_requests_total{endpoint=\"oauth-token\",status=\"200\"} 1\n",
+           "flyte_neptune_agent_neptune_requests_total{endpoint=\"projects/get\",status=\"200\"} 1\n",
+           "flyte_neptune_agent_neptune_retries_total{endpoint=\"clients/config\"} 1\n",
+           "flyte_neptune_agent_neptune_retries_total{endpoint=\"experiments\"} 3\n",
+           "flyte_neptune_agent_neptune_request_duration_seconds_count{endpoint=\"experiments\"} 5\n",
+       }) {
+    EXPECT_THAT(text, HasSubstr(line));
+  }
+  EXPECT_THAT(text, Not(HasSubstr("run-a")));  // no run ids in labels
+}
+
 TEST_F(NeptuneClientTest, ConnectionErrorsAreRetried) {
   transport_.Inject("clients/config", 2, absl::UnavailableError("connection refused"));
   ASSERT_TRUE(client_->CreateRun(Ref(), InitialFields(), Deadline()).ok());

@@ -18,6 +18,12 @@ constexpr absl::string_view kComponent = "neptune";
 
 double Burst(const PingerOptions& options) { return std::max(1.0, options.max_pings_per_second); }
 
+metrics::Family<metrics::Counter>* Pings(metrics::Registry* registry) {
+  return registry->AddCounter("flyte_neptune_agent_neptune_pings_total",
+                              "Pings sent to Neptune to keep the runs of live tasks active, by result.",
+                              {"result"});
+}
+
 }  // namespace
 
 Pinger::Pinger(PingerOptions options, const Clock* clock, PingFunction ping)
@@ -25,7 +31,22 @@ Pinger::Pinger(PingerOptions options, const Clock* clock, PingFunction ping)
       clock_(clock),
       ping_(std::move(ping)),
       tokens_(Burst(options_)),
-      last_refill_(clock->Now()) {}
+      last_refill_(clock->Now()),
+      registry_(options_.metrics),
+      pings_ok_(Pings(registry_.get())->Get({"ok"})),
+      pings_failed_metric_(Pings(registry_.get())->Get({"failed"})),
+      skipped_(registry_
+                   ->AddCounter("flyte_neptune_agent_neptune_pings_skipped_total",
+                                "Due pings left for a later round by the ping budget "
+                                "(tracker.neptune.max_pings_per_second).")
+                   ->Get()),
+      postponed_(registry_
+                     ->AddCounter("flyte_neptune_agent_neptune_pings_postponed_total",
+                                  "Due pings left for the next round because Neptune was unreachable.")
+                     ->Get()),
+      pinged_runs_(registry_->AddGaugeCallback("flyte_neptune_agent_neptune_pinged_runs",
+                                               "Runs being pinged (their tasks polled recently).",
+                                               [this] { return static_cast<double>(active_runs()); })) {}
 
 std::string Pinger::Key(const RunRef& ref) {
   return absl::StrCat(ref.routing_rule, "\n", ref.project, "\n", ref.custom_run_id);
@@ -91,7 +112,10 @@ int Pinger::RunDue() {
       return a.first != b.first ? a.first < b.first : *a.second < *b.second;
     });
     const size_t allowed = static_cast<size_t>(std::floor(tokens_));
-    if (order.size() > allowed) order.resize(allowed);
+    if (order.size() > allowed) {
+      skipped_->Increment(static_cast<double>(order.size() - allowed));
+      order.resize(allowed);
+    }
     tokens_ -= static_cast<double>(order.size());
     due.reserve(order.size());
     for (const auto& [was_due, key] : order) {
@@ -139,6 +163,9 @@ int Pinger::RunDue() {
   tokens_ = std::min(Burst(options_), tokens_ + static_cast<double>(due.size() - next));
   pings_sent_ += sent;
   pings_failed_ += failed;
+  pings_ok_->Increment(sent - failed);
+  pings_failed_metric_->Increment(failed);
+  postponed_->Increment(static_cast<double>(due.size() - next));
   running_ = false;
   if (!unreachable.ok()) {
     Log(LogLevel::kWarning, kComponent,

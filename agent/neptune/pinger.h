@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "agent/common/clock.h"
+#include "agent/metrics/metrics.h"
 #include "agent/neptune/tracker.h"
 
 namespace fna::neptune {
@@ -26,6 +27,10 @@ struct PingerOptions {
   double max_pings_per_second = 50;
   // Deadline of each ping (the Python client uses 10 s). No retries: the next interval is the retry.
   absl::Duration ping_timeout = absl::Seconds(10);
+  // Where the pings are counted (flyte_neptune_agent_neptune_pings_total{result}, _pings_skipped_total for
+  // the budget, _pings_postponed_total while Neptune is unreachable, _pinged_runs). Not owned; null: not
+  // exported.
+  metrics::Registry* metrics = nullptr;
 };
 
 // What to ping: the run and the Neptune experiment uuid it was created as.
@@ -94,6 +99,13 @@ class Pinger {
   bool running_ ABSL_GUARDED_BY(mu_) = false;
   int64_t pings_sent_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pings_failed_ ABSL_GUARDED_BY(mu_) = 0;
+
+  metrics::RegistryOrPrivate registry_;
+  metrics::Counter* const pings_ok_;
+  metrics::Counter* const pings_failed_metric_;
+  metrics::Counter* const skipped_;
+  metrics::Counter* const postponed_;
+  metrics::GaugeCallback pinged_runs_;  // last: reads the members above
 };
 
 }  // namespace fna::neptune

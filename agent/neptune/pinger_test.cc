@@ -176,5 +176,32 @@ TEST(PingerTest, GoneRunsAreDroppedAndAnOutageEndsTheRound) {
   EXPECT_EQ(pinger.active_runs(), 10u);
 }
 
+TEST(PingerTest, MetricsCountSentFailedSkippedAndPostponedPings) {
+  FakeClock clock;
+  Recorder recorder;
+  recorder.clock = &clock;
+  metrics::Registry registry;
+  PingerOptions options;
+  options.max_pings_per_second = 3;
+  options.metrics = &registry;
+  Pinger pinger(options, &clock, recorder.Function());
+  for (int i = 0; i < 5; ++i) pinger.Touch(Ref(i), absl::StrCat("exp-", i));
+  EXPECT_EQ(pinger.RunDue(), 3);  // two left for later by the budget
+  {
+    std::lock_guard<std::mutex> lock(recorder.mu);
+    recorder.answer = absl::UnavailableError("connection refused");
+  }
+  clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(pinger.RunDue(), 1);  // the failure ends the round: the other one is postponed
+  const std::string text = registry.TextExposition();
+  for (const char* line : {"flyte_neptune_agent_neptune_pings_total{result=\"failed\"} 1\n",
+                           "flyte_neptune_agent_neptune_pings_total{result=\"ok\"} 3\n",
+                           "flyte_neptune_agent_neptune_pings_skipped_total 2\n",
+                           "flyte_neptune_agent_neptune_pings_postponed_total 1\n",
+                           "flyte_neptune_agent_neptune_pinged_runs 5\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << text;
+  }
+}
+
 }  // namespace
 }  // namespace fna::neptune

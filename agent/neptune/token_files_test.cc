@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <sstream>
 #include <string>
 
+#include "agent/common/log.h"
 #include "gtest/gtest.h"
 
 namespace fna::neptune {
@@ -41,6 +44,31 @@ TEST_F(TokenFilesTest, ErrorsNameThePathNotTheContent) {
   EXPECT_NE(missing.status().message().find(path_ + ".missing"), std::string::npos);
   Write("  \n");
   EXPECT_EQ(files_.Read(path_).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TokenFilesTest, UnreadableFilesAreCountedAndLoggedOncePerChange) {
+  metrics::Registry registry;
+  TokenFiles files(&registry);
+  std::ostringstream log;
+  ConfigureLogging(LogFormat::kJson, LogLevel::kInfo, &log);
+  Write("a-token-value");
+  ASSERT_TRUE(files.Read(path_).ok());
+  unlink(path_.c_str());
+  EXPECT_FALSE(files.Read(path_).ok());
+  EXPECT_FALSE(files.Read(path_).ok());
+  const std::string degraded = registry.TextExposition();
+  EXPECT_NE(degraded.find("\nflyte_neptune_agent_token_file_read_errors_total 2\n"), std::string::npos);
+  EXPECT_NE(degraded.find("\nflyte_neptune_agent_token_files_unreadable 1\n"), std::string::npos);
+  Write("a-token-value");
+  ASSERT_TRUE(files.Read(path_).ok());
+  EXPECT_NE(registry.TextExposition().find("\nflyte_neptune_agent_token_files_unreadable 0\n"),
+            std::string::npos);
+  ConfigureLogging(LogFormat::kAuto, LogLevel::kInfo);
+  const std::string lines = log.str();
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 2) << lines;
+  EXPECT_NE(lines.find("tracking with it is degraded"), std::string::npos);
+  EXPECT_NE(lines.find("readable again"), std::string::npos);
+  EXPECT_EQ(lines.find("a-token-value"), std::string::npos);
 }
 
 }  // namespace

@@ -25,49 +25,80 @@ grpc::Status Reply(absl::string_view method, const absl::Status& status) {
   return ToGrpcStatus(status);
 }
 
+// The task type a request names: its category, else the deprecated task_type (older propellers).
+const std::string& TaskTypeOf(const flyteidl::admin::TaskCategory& category, const std::string& task_type) {
+  return category.name().empty() ? task_type : category.name();
+}
+
 }  // namespace
 
 AsyncAgentServiceImpl::AsyncAgentServiceImpl(tracking::TaskLifecycle* lifecycle, Options options)
     : lifecycle_(lifecycle), options_(options) {}
 
+std::string AsyncAgentServiceImpl::TaskTypeLabel(const std::string& task_type) const {
+  if (task_type.empty() || lifecycle_->CheckTaskType(task_type).ok()) return task_type;
+  return "other";
+}
+
 grpc::Status AsyncAgentServiceImpl::CreateTask(grpc::ServerContext* context,
                                                const flyteidl::admin::CreateTaskRequest* request,
                                                flyteidl::admin::CreateTaskResponse* response) {
-  auto meta = lifecycle_->Create(*request);
-  if (!meta.ok()) return Reply("CreateTask", meta.status());
-  response->set_resource_meta(*std::move(meta));
-  return grpc::Status::OK;
+  const std::string type = TaskTypeLabel(request->template_().type());
+  if (request->has_inputs()) {
+    options_.metrics->ObserveInputBytes(type, static_cast<int64_t>(request->inputs().ByteSizeLong()));
+  }
+  return options_.metrics->Record("create", type, [&] {
+    auto meta = lifecycle_->Create(*request);
+    if (!meta.ok()) return Reply("CreateTask", meta.status());
+    response->set_resource_meta(*std::move(meta));
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AsyncAgentServiceImpl::GetTask(grpc::ServerContext* context,
                                             const flyteidl::admin::GetTaskRequest* request,
                                             flyteidl::admin::GetTaskResponse* response) {
-  auto resource = lifecycle_->Get(*request);
-  if (!resource.ok()) return Reply("GetTask", resource.status());
-  *response->mutable_resource() = *std::move(resource);
-  return grpc::Status::OK;
+  const std::string type = TaskTypeLabel(TaskTypeOf(request->task_category(), request->task_type()));
+  return options_.metrics->Record("get", type, [&] {
+    auto resource = lifecycle_->Get(*request);
+    if (!resource.ok()) return Reply("GetTask", resource.status());
+    *response->mutable_resource() = *std::move(resource);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AsyncAgentServiceImpl::DeleteTask(grpc::ServerContext* context,
                                                const flyteidl::admin::DeleteTaskRequest* request,
                                                flyteidl::admin::DeleteTaskResponse* response) {
-  return Reply("DeleteTask", lifecycle_->Delete(*request));
+  const std::string type = TaskTypeLabel(TaskTypeOf(request->task_category(), request->task_type()));
+  return options_.metrics->Record("delete", type,
+                                  [&] { return Reply("DeleteTask", lifecycle_->Delete(*request)); });
 }
 
 grpc::Status AsyncAgentServiceImpl::GetTaskMetrics(grpc::ServerContext* context,
                                                    const flyteidl::admin::GetTaskMetricsRequest* request,
                                                    flyteidl::admin::GetTaskMetricsResponse* response) {
-  return grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      "GetTaskMetrics is not supported by the neptune agent: the task's metrics are in its Neptune "
-      "run (see the task's \"Neptune run\" link)");
+  const std::string type = TaskTypeLabel(TaskTypeOf(request->task_category(), request->task_type()));
+  return options_.metrics->Record("get_metrics", type, [] {
+    return grpc::Status(
+        grpc::StatusCode::UNIMPLEMENTED,
+        "GetTaskMetrics is not supported by the neptune agent: the task's metrics are in its Neptune "
+        "run (see the task's \"Neptune run\" link)");
+  });
 }
 
 grpc::Status AsyncAgentServiceImpl::GetTaskLogs(grpc::ServerContext* context,
                                                 const flyteidl::admin::GetTaskLogsRequest* request,
                                                 grpc::ServerWriter<GetTaskLogsResponse>* writer) {
-  if (absl::Status type = lifecycle_->CheckTaskType(
-          request->task_category().name().empty() ? request->task_type() : request->task_category().name());
+  const std::string type = TaskTypeLabel(TaskTypeOf(request->task_category(), request->task_type()));
+  return options_.metrics->Record("get_logs", type, [&] { return StreamLogs(context, request, writer); });
+}
+
+grpc::Status AsyncAgentServiceImpl::StreamLogs(grpc::ServerContext* context,
+                                               const flyteidl::admin::GetTaskLogsRequest* request,
+                                               grpc::ServerWriter<GetTaskLogsResponse>* writer) {
+  if (absl::Status type =
+          lifecycle_->CheckTaskType(TaskTypeOf(request->task_category(), request->task_type()));
       !type.ok()) {
     return Reply("GetTaskLogs", type);
   }
@@ -117,20 +148,24 @@ void AgentMetadataServiceImpl::Describe(flyteidl::admin::Agent* agent) const {
 grpc::Status AgentMetadataServiceImpl::GetAgent(grpc::ServerContext* context,
                                                 const flyteidl::admin::GetAgentRequest* request,
                                                 flyteidl::admin::GetAgentResponse* response) {
-  if (request->name() != config_.agent_name) {
-    return Reply("GetAgent",
-                 absl::NotFoundError(absl::StrCat("no agent named \"", request->name(),
-                                                  "\"; this server runs \"", config_.agent_name, "\"")));
-  }
-  Describe(response->mutable_agent());
-  return grpc::Status::OK;
+  return metrics_->Record("get_agent", "", [&] {
+    if (request->name() != config_.agent_name) {
+      return Reply("GetAgent",
+                   absl::NotFoundError(absl::StrCat("no agent named \"", request->name(),
+                                                    "\"; this server runs \"", config_.agent_name, "\"")));
+    }
+    Describe(response->mutable_agent());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentMetadataServiceImpl::ListAgents(grpc::ServerContext* context,
                                                   const flyteidl::admin::ListAgentsRequest* request,
                                                   flyteidl::admin::ListAgentsResponse* response) {
-  Describe(response->add_agents());
-  return grpc::Status::OK;
+  return metrics_->Record("list_agents", "", [&] {
+    Describe(response->add_agents());
+    return grpc::Status::OK;
+  });
 }
 
 }  // namespace fna::server

@@ -5,16 +5,19 @@
 
 #include "absl/time/time.h"
 #include "agent/config/config.h"
+#include "agent/server/rpc_metrics.h"
 #include "agent/tracking/lifecycle.h"
 #include "flyteidl/service/agent.grpc.pb.h"
 
 namespace fna::server {
 
-// flyteidl.service.AsyncAgentService: thin handlers that decode, call the lifecycle and encode.
-// Thread-safe; `lifecycle` is not owned and must outlive the service.
+// flyteidl.service.AsyncAgentService: thin handlers that decode, call the lifecycle and encode, each call
+// recorded in `metrics`. Thread-safe; `lifecycle` and `options.metrics` are not owned and must outlive the
+// service.
 class AsyncAgentServiceImpl final : public flyteidl::service::AsyncAgentService::Service {
  public:
   struct Options {
+    RpcMetrics* metrics = nullptr;  // required
     absl::Duration log_poll_interval =
         absl::Seconds(1);  // how often a following GetTaskLogs looks for output
   };
@@ -40,16 +43,23 @@ class AsyncAgentServiceImpl final : public flyteidl::service::AsyncAgentService:
   void StopStreams() { stopping_ = true; }
 
  private:
+  // `task_type` as a metric label: a served type, "" for none, else "other".
+  std::string TaskTypeLabel(const std::string& task_type) const;
+  grpc::Status StreamLogs(grpc::ServerContext* context, const flyteidl::admin::GetTaskLogsRequest* request,
+                          grpc::ServerWriter<flyteidl::admin::GetTaskLogsResponse>* writer);
+
   tracking::TaskLifecycle* const lifecycle_;
   const Options options_;
   std::atomic<bool> stopping_{false};
 };
 
 // flyteidl.service.AgentMetadataService: lists the configured task types. Propeller's discovery routes every
-// listed type to this agent, so only the configured ones are listed. Thread-safe; `config` must outlive this.
+// listed type to this agent, so only the configured ones are listed. Thread-safe; `config` and `metrics` must
+// outlive this.
 class AgentMetadataServiceImpl final : public flyteidl::service::AgentMetadataService::Service {
  public:
-  explicit AgentMetadataServiceImpl(const AgentConfig* config) : config_(*config) {}
+  AgentMetadataServiceImpl(const AgentConfig* config, RpcMetrics* metrics)
+      : config_(*config), metrics_(metrics) {}
 
   grpc::Status GetAgent(grpc::ServerContext* context, const flyteidl::admin::GetAgentRequest* request,
                         flyteidl::admin::GetAgentResponse* response) override;
@@ -60,6 +70,7 @@ class AgentMetadataServiceImpl final : public flyteidl::service::AgentMetadataSe
   void Describe(flyteidl::admin::Agent* agent) const;
 
   const AgentConfig& config_;
+  RpcMetrics* const metrics_;
 };
 
 }  // namespace fna::server

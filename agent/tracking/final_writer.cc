@@ -14,7 +14,24 @@ namespace fna::tracking {
 
 FinalWriter::FinalWriter(Options options, neptune::Tracker* tracker, executor::Executor* executor,
                          const Clock* clock)
-    : options_(std::move(options)), tracker_(tracker), executor_(executor), clock_(clock) {}
+    : options_(std::move(options)),
+      tracker_(tracker),
+      executor_(executor),
+      clock_(clock),
+      registry_(options_.metrics),
+      finalized_late_(registry_
+                          ->AddCounter("flyte_neptune_agent_runs_finalized_late_total",
+                                       "Neptune runs whose final fields the background writer wrote.")
+                          ->Get()),
+      abandoned_(
+          registry_
+              ->AddCounter(
+                  "flyte_neptune_agent_final_writes_abandoned_total",
+                  "Final writes given up because Neptune refuses them for good (project or run deleted).")
+              ->Get()),
+      pending_(registry_->AddGaugeCallback("flyte_neptune_agent_final_writes_pending",
+                                           "Final writes waiting in the background writer.",
+                                           [this] { return static_cast<double>(pending()); })) {}
 
 void FinalWriter::Enqueue(FinalWrite write) {
   const std::string key = write.meta().execution_id();
@@ -44,17 +61,18 @@ absl::Status FinalWriter::Resume() {
   return absl::OkStatus();
 }
 
-absl::Status FinalWriter::Attempt(const FinalWrite& write) {
+absl::Status FinalWriter::Attempt(const FinalWrite& write, absl::Time deadline) {
   const ResourceMeta& meta = write.meta();
   const neptune::RunRef ref{meta.settings().project(), meta.custom_run_id(), meta.settings().routing_rule()};
-  const absl::Time deadline = clock_->Now() + options_.call_budget;
   FNA_RETURN_IF_ERROR(
       tracker_
           ->CreateRun(ref, InitialFields(meta, options_.console_url, write.outcome().working_directory()),
                       deadline)
           .status());
   FNA_RETURN_IF_ERROR(tracker_->Write(ref, FinalFields(meta, write.outcome()), deadline));
-  return executor_->MarkRunFinalized(TaskRefOf(meta));
+  const absl::Status marked = executor_->MarkRunFinalized(TaskRefOf(meta));
+  return absl::IsNotFound(marked) ? absl::OkStatus()
+                                  : marked;  // the task's object is gone: nothing to record
 }
 
 size_t FinalWriter::RunDue() {
@@ -66,27 +84,65 @@ size_t FinalWriter::RunDue() {
       if (entry.next_attempt <= now) due.push_back(entry.write);
     }
   }
-  for (const FinalWrite& write : due) {
-    const absl::Status status = Attempt(write);
+  for (const FinalWrite& write : due) Done(write, Attempt(write, clock_->Now() + options_.call_budget));
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+void FinalWriter::Done(const FinalWrite& write, const absl::Status& status) {
+  // Neptune refuses it for good (the project or run was deleted, or the write is malformed): retrying is
+  // pointless, and the executor's record of it is cleared so that no restarted agent retries it either.
+  const bool hopeless = absl::IsNotFound(status) || absl::IsInvalidArgument(status);
+  {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(write.meta().execution_id());
-    if (it == entries_.end()) continue;
+    if (it == entries_.end()) return;
     Entry& entry = it->second;
     ++entry.attempts;
-    if (status.ok()) {
-      Log(LogLevel::kInfo, "tracking", "finalized run late", ResourceLogFields(write.meta()));
-      entries_.erase(it);
-      continue;
-    }
-    entry.next_attempt = clock_->Now() + entry.backoff;
     LogFields fields = ResourceLogFields(write.meta());
+    if (status.ok()) {
+      finalized_late_->Increment();
+      Log(LogLevel::kInfo, "tracking", "finalized run late", fields);
+      entries_.erase(it);
+      return;
+    }
     fields.emplace_back("attempts", absl::StrCat(entry.attempts));
-    fields.emplace_back("retry_in", absl::FormatDuration(entry.backoff));
     fields.emplace_back("error", std::string(status.message()));
-    Log(LogLevel::kWarning, "tracking", "final write failed; retrying", fields);
-    entry.backoff = std::min(entry.backoff * 2, options_.max_backoff);
+    if (!hopeless) {
+      fields.emplace_back("retry_in", absl::FormatDuration(entry.backoff));
+      Log(LogLevel::kWarning, "tracking", "final write failed; retrying", fields);
+      entry.next_attempt = clock_->Now() + entry.backoff;
+      entry.backoff = std::min(entry.backoff * 2, options_.max_backoff);
+      return;
+    }
+    abandoned_->Increment();
+    Log(LogLevel::kError, "tracking", "final write abandoned: Neptune refuses it for good", fields);
+    entries_.erase(it);
+  }
+  if (absl::Status cleared = executor_->MarkRunFinalized(TaskRefOf(write.meta())); !cleared.ok()) {
+    LogFields fields = ResourceLogFields(write.meta());
+    fields.emplace_back("error", std::string(cleared.message()));
+    Log(LogLevel::kWarning, "tracking", "cannot clear the abandoned final write's record", fields);
+  }
+}
+
+size_t FinalWriter::Drain(absl::Time deadline) {
+  std::vector<FinalWrite> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, entry] : entries_) pending.push_back(entry.write);
+  }
+  for (const FinalWrite& write : pending) {
+    const absl::Time now = clock_->Now();
+    if (now >= deadline) break;
+    Done(write, Attempt(write, std::min(deadline, now + options_.call_budget)));
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (!entries_.empty()) {
+    Log(LogLevel::kWarning, "tracking",
+        "final writes still pending at shutdown; a restarted agent resumes them",
+        {{"count", absl::StrCat(entries_.size())}});
+  }
   return entries_.size();
 }
 

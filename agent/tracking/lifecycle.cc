@@ -25,6 +25,13 @@ using flyteidl::core::TaskExecution;
 
 namespace {
 
+// An attempt not polled for this long no longer counts as active (propeller polls every 30 s by default).
+constexpr absl::Duration kActiveExpiry = absl::Minutes(15);
+// A run deferred this long ago and never seen created is forgotten (another replica created it).
+constexpr absl::Duration kDeferredExpiry = absl::Hours(24);
+constexpr absl::Duration kPruneInterval = absl::Minutes(1);
+constexpr size_t kMaxRemembered = 100000;
+
 neptune::RunRef RefOf(const ResourceMeta& meta) {
   return neptune::RunRef{meta.settings().project(), meta.custom_run_id(), meta.settings().routing_rule()};
 }
@@ -42,13 +49,86 @@ std::string TaskTypeOf(const flyteidl::admin::TaskCategory& category, const std:
 
 TaskLifecycle::TaskLifecycle(const AgentConfig* config, neptune::Tracker* tracker,
                              executor::Executor* executor, storage::OutputStore* outputs,
-                             FinalWriter* final_writer, const Clock* clock)
+                             FinalWriter* final_writer, const Clock* clock, metrics::Registry* metrics)
     : config_(*config),
       tracker_(tracker),
       executor_(executor),
       outputs_(outputs),
       final_writer_(final_writer),
-      clock_(clock) {}
+      clock_(clock),
+      registry_(metrics),
+      runs_created_(
+          registry_
+              ->AddCounter("flyte_neptune_agent_runs_created_total", "Neptune runs created by CreateTask.")
+              ->Get()),
+      runs_created_late_(
+          registry_
+              ->AddCounter("flyte_neptune_agent_runs_created_late_total",
+                           "Neptune runs CreateTask could not create that a later call created.")
+              ->Get()),
+      runs_finalized_(registry_
+                          ->AddCounter("flyte_neptune_agent_runs_finalized_total",
+                                       "Neptune runs whose final fields GetTask or DeleteTask wrote.")
+                          ->Get()),
+      handed_off_(registry_
+                      ->AddCounter("flyte_neptune_agent_final_writes_handed_off_total",
+                                   "Final writes that failed within the finalize grace and continue in the "
+                                   "background.")
+                      ->Get()),
+      tracking_errors_(registry_->AddCounter("flyte_neptune_agent_tracking_errors_total",
+                                             "Tracker calls that failed (tracking degraded; the task is not "
+                                             "affected), by stage (create_run, final_write) and status code.",
+                                             {"stage", "code"})),
+      active_tasks_(registry_->AddGaugeCallback(
+          "flyte_neptune_agent_active_tasks",
+          "Tracked task attempts this replica saw running (CreateTask, GetTask) in the last 15 minutes.",
+          [this] { return static_cast<double>(CountActive()); })) {}
+
+void TaskLifecycle::Prune(absl::Time now) {
+  if (now - last_prune_ < kPruneInterval) return;
+  last_prune_ = now;
+  for (auto it = active_.begin(); it != active_.end();) {
+    it = now - it->second >= kActiveExpiry ? active_.erase(it) : std::next(it);
+  }
+  for (auto it = deferred_.begin(); it != deferred_.end();) {
+    it = now - it->second >= kDeferredExpiry ? deferred_.erase(it) : std::next(it);
+  }
+}
+
+void TaskLifecycle::NoteRunDeferred(const ResourceMeta& meta) {
+  const absl::Time now = clock_->Now();
+  std::lock_guard<std::mutex> lock(mu_);
+  Prune(now);
+  if (deferred_.size() < kMaxRemembered) deferred_.try_emplace(meta.execution_id(), now);
+}
+
+bool TaskLifecycle::NoteRunExists(const ResourceMeta& meta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return deferred_.erase(meta.execution_id()) > 0;
+}
+
+bool TaskLifecycle::NoteRunning(const ResourceMeta& meta) {
+  const absl::Time now = clock_->Now();
+  std::lock_guard<std::mutex> lock(mu_);
+  Prune(now);
+  auto [it, added] = active_.try_emplace(meta.execution_id(), now);
+  it->second = now;
+  if (added && active_.size() > kMaxRemembered) active_.erase(it);
+  return added;
+}
+
+void TaskLifecycle::NoteFinished(const ResourceMeta& meta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  active_.erase(meta.execution_id());
+}
+
+size_t TaskLifecycle::CountActive() {
+  const absl::Time now = clock_->Now();
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t count = 0;
+  for (const auto& [id, seen] : active_) count += now - seen < kActiveExpiry ? 1 : 0;
+  return count;
+}
 
 absl::Status TaskLifecycle::CheckTaskType(absl::string_view task_type) const {
   if (task_type.empty() || absl::c_linear_search(config_.task_types, task_type)) return absl::OkStatus();
@@ -130,11 +210,13 @@ absl::StatusOr<std::string> TaskLifecycle::Create(const flyteidl::admin::CreateT
   if (auto status = executor_->GetStatus(spec.ref()); status.ok()) {
     working_directory = status->working_directory;
   }
+  const bool first_create = NoteRunning(meta);  // CreateTask is delivered at least once
   const RunLink link = EnsureRun(meta, working_directory);
   if (link.run_id.empty()) {
     log_fields.emplace_back("error", link.problem);
     Log(LogLevel::kWarning, "lifecycle", "task started; run creation deferred to GetTask", log_fields);
   } else {
+    if (first_create && !link.created_late) runs_created_->Increment();
     log_fields.emplace_back("neptune_run", link.run_id);
     Log(LogLevel::kInfo, "lifecycle", "task started and run created", log_fields);
   }
@@ -150,9 +232,13 @@ TaskLifecycle::RunLink TaskLifecycle::EnsureRun(const ResourceMeta& meta,
   if (info.ok()) {
     link.run_id = info->run_id;
     link.url = info->url;
+    link.created_late = NoteRunExists(meta);
+    if (link.created_late) runs_created_late_->Increment();
   } else {
     link.url = tracker_->FallbackLink(ref);
     link.problem = std::string(info.status().message());
+    tracking_errors_->Get({"create_run", absl::StatusCodeToString(info.status().code())})->Increment();
+    NoteRunDeferred(meta);
   }
   return link;
 }
@@ -173,7 +259,12 @@ ErrorFile TaskLifecycle::ReadErrorFile(const ResourceMeta& meta) {
 absl::Status TaskLifecycle::WriteOutcome(const ResourceMeta& meta, const RunOutcome& outcome, RunLink* link) {
   *link = EnsureRun(meta, outcome.working_directory());
   if (link->run_id.empty()) return absl::UnavailableError(link->problem);
-  FNA_RETURN_IF_ERROR(tracker_->Write(RefOf(meta), FinalFields(meta, outcome), Deadline()));
+  if (absl::Status written = tracker_->Write(RefOf(meta), FinalFields(meta, outcome), Deadline());
+      !written.ok()) {
+    tracking_errors_->Get({"final_write", absl::StatusCodeToString(written.code())})->Increment();
+    return written;
+  }
+  runs_finalized_->Increment();
   LogFields fields = ResourceLogFields(meta);
   fields.emplace_back("phase", outcome.phase());
   if (absl::Status marked = executor_->MarkRunFinalized(TaskRefOf(meta)); !marked.ok()) {
@@ -198,6 +289,7 @@ void TaskLifecycle::HandOff(const ResourceMeta& meta, const RunOutcome& outcome,
     fields.emplace_back("record_error", std::string(recorded.message()));
   }
   Log(LogLevel::kWarning, "lifecycle", "final write failed; continuing in the background", fields);
+  handed_off_->Increment();
   final_writer_->Enqueue(std::move(write));
 }
 
@@ -251,14 +343,17 @@ absl::StatusOr<flyteidl::admin::Resource> TaskLifecycle::Get(const flyteidl::adm
 
   RunLink link;
   if (!executor::IsTerminal(status.state)) {
+    NoteRunning(meta);
     link = EnsureRun(meta, status.working_directory);
     if (link.run_id.empty()) {
       message = absl::StrCat(message, message.empty() ? "" : "; ",
                              "Neptune run not created yet, will retry: ", link.problem);
     }
   } else if (status.run_finalized) {
+    NoteFinished(meta);
     link.url = tracker_->FallbackLink(RefOf(meta));
   } else {
+    NoteFinished(meta);
     const RunOutcome outcome = OutcomeOf(meta, status);
     if (absl::Status written = WriteOutcome(meta, outcome, &link); !written.ok()) {
       const bool within_grace =
@@ -296,6 +391,7 @@ absl::Status TaskLifecycle::Delete(const flyteidl::admin::DeleteTaskRequest& req
                                                ": cannot read its status: ", read.status().message()));
   }
   const TaskStatus& status = *read;
+  NoteFinished(meta);
   RunOutcome outcome;
   if (executor::IsTerminal(status.state)) {
     if (status.run_finalized || meta.settings().disabled()) return absl::OkStatus();

@@ -376,6 +376,49 @@ TEST_F(LifecycleTest, RestartedAgentResumesPendingFinalWrites) {
   EXPECT_TRUE(executor_.task(meta.execution_id())->status.run_finalized);
 }
 
+TEST_F(LifecycleTest, DrainTriesEveryPendingWriteOnceAndAbandonsTheRest) {
+  config_.finalize_grace = absl::ZeroDuration();
+  tracker_.FailAllWrites(absl::UnavailableError("down"));
+  for (const char* node : {"n0", "n1", "n2"}) {
+    CreateOk(MakeCreateRequest(node));
+    ASSERT_TRUE(Delete().ok());  // aborted while Neptune is down
+  }
+  metrics::Registry registry;
+  FinalWriter::Options options;
+  options.metrics = &registry;
+  FinalWriter writer(options, &tracker_, &executor_, &clock_);
+  ASSERT_TRUE(writer.Resume().ok());
+  ASSERT_EQ(writer.pending(), 3u);
+  tracker_.ClearFailures();
+  tracker_.FailNextWrites(1, absl::UnavailableError("still down"));
+  EXPECT_EQ(writer.Drain(clock_.Now() + absl::Minutes(1)), 1u);  // tried once each, no retries
+  EXPECT_EQ(writer.Drain(clock_.Now()), 1u);                     // no time left: nothing tried
+  const std::string text = registry.TextExposition();
+  EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_runs_finalized_late_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_final_writes_abandoned_total 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nflyte_neptune_agent_final_writes_pending 1\n"));
+}
+
+TEST_F(LifecycleTest, AWriteNeptuneRefusesForGoodIsAbandonedAndItsRecordCleared) {
+  config_.finalize_grace = absl::ZeroDuration();
+  tracker_.FailAllWrites(absl::UnavailableError("down"));
+  const ResourceMeta meta = CreateOk(MakeCreateRequest());
+  ASSERT_TRUE(Delete().ok());
+  metrics::Registry registry;
+  FinalWriter::Options options;
+  options.metrics = &registry;
+  FinalWriter writer(options, &tracker_, &executor_, &clock_);
+  ASSERT_TRUE(writer.Resume().ok());
+  tracker_.ClearFailures();
+  tracker_.FailAllWrites(absl::NotFoundError("the project was deleted"));
+  EXPECT_EQ(writer.RunDue(), 0u);
+  EXPECT_THAT(registry.TextExposition(), HasSubstr("\nflyte_neptune_agent_final_writes_abandoned_total 1\n"));
+  EXPECT_FALSE(executor_.task(meta.execution_id())->status.pending_final_write.has_value());
+  FinalWriter restarted(FinalWriter::Options{}, &tracker_, &executor_, &clock_);
+  ASSERT_TRUE(restarted.Resume().ok());
+  EXPECT_EQ(restarted.pending(), 0u);
+}
+
 TEST_F(LifecycleTest, PendingOutcomeWinsOverTheExecutorsLaterState) {
   config_.finalize_grace = absl::ZeroDuration();
   const ResourceMeta meta = CreateOk(MakeCreateRequest());
@@ -422,6 +465,73 @@ TEST_F(LifecycleTest, GetWithUnknownTaskCategoryIsNotFound) {
   request.mutable_task_category()->set_name("spark");
   request.set_resource_meta(meta_bytes_);
   EXPECT_EQ(lifecycle_.Get(request).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(LifecycleTest, MetricsCountEachRunEventOnce) {
+  metrics::Registry registry;
+  TaskLifecycle lifecycle(&config_, &tracker_, &executor_, &outputs_, &final_writer_, &clock_, &registry);
+  config_.finalize_grace = absl::ZeroDuration();
+  const auto create = [&](const flyteidl::admin::CreateTaskRequest& request) {
+    auto bytes = lifecycle.Create(request);
+    EXPECT_TRUE(bytes.ok()) << bytes.status();
+    return bytes.ok() ? *bytes : "";
+  };
+  const auto get = [&](const std::string& bytes) {
+    flyteidl::admin::GetTaskRequest request;
+    request.mutable_task_category()->set_name("neptune");
+    request.set_resource_meta(bytes);
+    EXPECT_TRUE(lifecycle.Get(request).ok());
+  };
+  const auto metric = [&](const std::string& series) {
+    const std::string text = registry.TextExposition();
+    const size_t at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return std::string("absent");
+    const size_t value = at + series.size() + 2;
+    return text.substr(value, text.find('\n', value) - value);
+  };
+
+  // A: created at CreateTask (delivered twice), then finalized by GetTask.
+  const std::string a = create(MakeCreateRequest("n0"));
+  create(MakeCreateRequest("n0"));
+  EXPECT_EQ(metric("flyte_neptune_agent_runs_created_total"), "1");
+  EXPECT_EQ(metric("flyte_neptune_agent_active_tasks"), "1");
+  // B: Neptune down at CreateTask; created by the first GetTask once it is back.
+  tracker_.FailNextCreateRuns(2, absl::UnavailableError("Neptune is down"));
+  const std::string b = create(MakeCreateRequest("n1"));
+  const ResourceMeta meta_b = *DecodeResourceMeta(b);
+  executor_.SetStatus(meta_b.execution_id(), TaskStatus{TaskState::kRunning});
+  get(b);  // still down
+  EXPECT_EQ(metric("flyte_neptune_agent_runs_created_late_total"), "0");
+  get(b);
+  get(b);
+  EXPECT_EQ(metric("flyte_neptune_agent_runs_created_total"), "1");
+  EXPECT_EQ(metric("flyte_neptune_agent_runs_created_late_total"), "1");
+  EXPECT_EQ(metric("flyte_neptune_agent_tracking_errors_total{stage=\"create_run\",code=\"UNAVAILABLE\"}"),
+            "2");
+  EXPECT_EQ(metric("flyte_neptune_agent_active_tasks"), "2");
+
+  const ResourceMeta meta_a = *DecodeResourceMeta(a);
+  Finish(meta_a, TaskState::kSucceeded, 0);
+  get(a);
+  get(a);  // already finalized
+  EXPECT_EQ(metric("flyte_neptune_agent_runs_finalized_total"), "1");
+  EXPECT_EQ(metric("flyte_neptune_agent_active_tasks"), "1");
+  // B's final write fails past the (zero) grace: handed to the background writer, which finishes it later.
+  tracker_.FailNextWrites(1, absl::UnavailableError("Neptune is down"));
+  Finish(meta_b, TaskState::kRetryableFailed, 3);
+  get(b);
+  EXPECT_EQ(metric("flyte_neptune_agent_tracking_errors_total{stage=\"final_write\",code=\"UNAVAILABLE\"}"),
+            "1");
+  EXPECT_EQ(metric("flyte_neptune_agent_final_writes_handed_off_total"), "1");
+  EXPECT_EQ(metric("flyte_neptune_agent_runs_finalized_total"), "1");
+  EXPECT_EQ(metric("flyte_neptune_agent_active_tasks"), "0");
+  EXPECT_EQ(final_writer_.RunDue(), 0u);
+
+  // A task polled no more stops counting as active after 15 minutes.
+  create(MakeCreateRequest("n2"));
+  EXPECT_EQ(metric("flyte_neptune_agent_active_tasks"), "1");
+  clock_.Advance(absl::Minutes(15));
+  EXPECT_EQ(metric("flyte_neptune_agent_active_tasks"), "0");
 }
 
 }  // namespace

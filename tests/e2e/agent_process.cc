@@ -51,7 +51,7 @@ AgentProcess::AgentProcess(const std::string& work_dir, const std::vector<std::s
   static int instance = 0;
   log_path_ = absl::StrCat(work_dir, "/agent-", ++instance, ".log");
   std::vector<std::string> argv = {BinDir() + "/flyte-neptune-agent", "--server.listen_address=127.0.0.1:0",
-                                   "--logging.format=json"};
+                                   "--server.metrics_address=127.0.0.1:0", "--logging.format=json"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> c_argv;
   for (auto& arg : argv) c_argv.push_back(arg.data());
@@ -76,6 +76,8 @@ AgentProcess::AgentProcess(const std::string& work_dir, const std::vector<std::s
       auto record = nlohmann::json::parse(line, nullptr, false);
       if (!record.is_discarded() && record.value("msg", "") == "serving") {
         port_ = std::stoi(record.value("port", "0"));
+        const std::string metrics_port = record.value("metrics_port", "");
+        metrics_port_ = metrics_port.empty() ? 0 : std::stoi(metrics_port);
       }
     }
     int status = 0;
@@ -109,6 +111,10 @@ int AgentProcess::Stop() {
   waitpid(pid_, &status, 0);
   pid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+void AgentProcess::Signal(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
 }
 
 void AgentProcess::Kill() {

@@ -16,15 +16,20 @@ namespace fna::e2e {
 // Not thread-safe; the stubs it hands out are.
 class AgentProcess {
  public:
-  // Starts the agent with `args` (after --server.listen_address=127.0.0.1:0 and --logging.format=json) and
-  // waits until it logs that it is serving. On failure, `ok()` is false and `exit_code()` tells why.
+  // Starts the agent with `args` (after --server.listen_address=127.0.0.1:0,
+  // --server.metrics_address=127.0.0.1:0 and --logging.format=json) and waits until it logs that it is
+  // serving. On failure, `ok()` is false and `exit_code()` tells why.
   AgentProcess(const std::string& work_dir, const std::vector<std::string>& args);
   ~AgentProcess();
 
   bool ok() const { return port_ > 0; }
   int port() const { return port_; }
+  // The operations endpoint's port (/metrics, /readyz, /healthz); 0 when not served.
+  int metrics_port() const { return metrics_port_; }
   // SIGTERM and wait; returns the exit status (or -signal).
   int Stop();
+  // Sends `signal` and returns at once, keeping the connection open (as propeller's stays during a drain).
+  void Signal(int signal);
   // SIGKILL, as a crash or an evicted Pod.
   void Kill();
   // The exit status after the process ended by itself (waits up to 10 s); -1000 if it still runs.
@@ -40,6 +45,7 @@ class AgentProcess {
   std::string log_path_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int metrics_port_ = 0;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<flyteidl::service::AsyncAgentService::Stub> agent_;
   std::unique_ptr<flyteidl::service::AgentMetadataService::Stub> metadata_;

@@ -98,7 +98,8 @@ class Agent:
         self._cond = threading.Condition()
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_NEPTUNE_AGENT_")}
         self.process = subprocess.Popen(
-            [binary, "--server.listen_address=127.0.0.1:0", f"--tracker.offline.directory={self.offline_dir}",
+            [binary, "--server.listen_address=127.0.0.1:0", "--server.metrics_address=127.0.0.1:0",
+             f"--tracker.offline.directory={self.offline_dir}",
              f"--executor.process.state_directory={self.state_dir}", "--logging.format=json"],
             cwd=work_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)

@@ -75,7 +75,7 @@ class KubernetesExecutor final : public Executor {
                      PodCache* cache = nullptr);
 
   // Ready to serve: the Pod cache has completed its first list (always, without a cache).
-  bool Ready() const;
+  bool Ready() const override;
 
   absl::Status Start(const TaskSpec& spec) override;
   absl::StatusOr<TaskStatus> GetStatus(const TaskRef& task) override;
