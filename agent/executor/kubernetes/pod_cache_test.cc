@@ -162,6 +162,14 @@ class PodCacheTest : public ::testing::Test {
 };
 
 TEST_F(PodCacheTest, ReadinessWaitsForTheFirstList) {
+  // The role cannot list Pods yet: the agent is not ready, and says why in its logs.
+  server_->Forbid("list", "pods");
+  Restart();
+  ASSERT_TRUE(
+      Eventually([&] { return server_->RequestCount("list", "pods") >= 2; }));  // retried with backoff
+  EXPECT_FALSE(executor_->Ready());
+  server_->Allow("list", "pods");
+  server_->ClearRequests();
   EXPECT_TRUE(Eventually([&] { return executor_->Ready(); }));
   EXPECT_EQ(server_->RequestCount("list", "pods", std::string("")), 1);  // cluster-wide, label-selected
   const auto lists = server_->Requests();
