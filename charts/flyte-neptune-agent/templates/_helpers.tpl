@@ -95,7 +95,9 @@ The agent's configuration file: .Values.config plus the keys the chart owns (val
 {{- $_ := set $tracker "offline" (dict "directory" (printf "%s/neptune" (include "flyte-neptune-agent.scratchPath" .))) }}
 {{- end }}
 {{- if eq $config.executor.kind "process" }}
-{{- $process := dict "state_directory" (printf "%s/tasks" (include "flyte-neptune-agent.scratchPath" .)) "allow_non_loopback" true }}
+{{- $process := get $config.executor "process" | default dict }}
+{{- $_ := set $process "state_directory" (printf "%s/tasks" (include "flyte-neptune-agent.scratchPath" .)) }}
+{{- $_ := set $process "allow_non_loopback" true }}
 {{- $_ := set $config.executor "process" $process }}
 {{- end }}
 {{- $rules := list }}
