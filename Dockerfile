@@ -6,7 +6,7 @@
 # Build stage: Debian 12 with the project's own dependency script; the flyteidl npm package is fetched by
 # `npm pack` at configure time (flyteidl/CMakeLists.txt), so the build needs network access.
 # Runtime stage: Debian 12 slim with only the shared libraries the two binaries load (from `ldd` on a Release
-# build), a non-root user (65532) and the agent as entrypoint.
+# build), CA certificates, a non-root user (65532) and the agent as entrypoint.
 
 FROM debian:12 AS build
 WORKDIR /src
@@ -20,28 +20,30 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DFNA_BUILD_TESTS=OFF -DFNA_
  && cmake --build /build -j"$(nproc)" --target flyte-neptune-agent flyte-neptune-runner
 
 FROM debian:12-slim
-# Runtime shared libraries, each named by the package that ships it (ldd on the Release binaries). apt pulls the
-# rest of their dependencies (e.g. libprotoc32 for libgrpc29). libc6, libstdc++6 and libgcc-s1 are in the base
-# image. A library added to the build later must be added here too, or the ldd check below fails the build.
+# Exactly the packages of the shared libraries the two binaries load (`ldd` on the Release binaries; checked by
+# tests/deploy/image_test.py in both directions), each with the libraries it provides. libc6, libstdc++6 and
+# libgcc-s1 are in the base image.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       # libgrpc++.so.1.51, libgrpc++_reflection.so.1.51: the gRPC server and its reflection service.
       libgrpc++1.51 \
       # libgrpc.so.29, libgpr.so.29, libupb.so.29, libaddress_sorting.so.29: gRPC core.
       libgrpc29 \
-      # libprotobuf.so.32: the flyteidl and resource_meta messages.
+      # libprotobuf.so.32: flyteidl, resource_meta and error.pb messages.
       libprotobuf32 \
-      # libabsl_*.so.20220623: Abseil status, strings, time, synchronization (agent and runner).
+      # libabsl_*.so.20220623: Abseil status, strings, time, synchronization, hashing (agent and runner).
       libabsl20220623 \
-      # libyaml-cpp.so.0.7: the YAML configuration file.
+      # libyaml-cpp.so.0.7: the configuration file and kubeconfig files.
       libyaml-cpp0.7 \
-      # libcrypto.so.3 (SHA-256 of run ids and offline run names), libssl.so.3 (gRPC's TLS support).
-      libssl3 \
-      # libcpp-httplib.so.0.11: the Neptune client and the /metrics, /readyz, /healthz endpoint.
+      # libcpp-httplib.so.0.11: the Neptune, Kubernetes, S3 and STS clients.
       libcpp-httplib0.11 \
-      # libre2.so.9, libcares.so.2, libz.so.1: loaded by gRPC core.
-      libre2-9 libc-ares2 zlib1g \
-      # CA certificates for outbound TLS (task commands; the online Neptune tracker when it lands).
+      # libssl.so.3, libcrypto.so.3: TLS of those clients and of gRPC, SHA-256, SigV4.
+      libssl3 \
+      # libbrotlicommon.so.1, libbrotlidec.so.1, libbrotlienc.so.1 and libz.so.1: cpp-httplib's compression.
+      libbrotli1 zlib1g \
+      # libre2.so.9, libcares.so.2: loaded by gRPC core.
+      libre2-9 libc-ares2 \
+      # CA certificates for outbound TLS (Neptune, the Kubernetes API, S3).
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
@@ -60,7 +62,8 @@ WORKDIR /var/lib/flyte-neptune-agent
 USER 65532:65532
 EXPOSE 8000 9090
 # The agent's process executor double-forks a supervisor per task; as PID 1 the agent would leave them as zombies.
-# Run with an init that reaps them: `docker run --init`, or shareProcessNamespace in Kubernetes (the chart sets it).
+# Run with an init that reaps them: `docker run --init`, or shareProcessNamespace in Kubernetes (the chart sets it
+# with the process executor; its default, the Kubernetes executor, starts no process).
 ENTRYPOINT ["/usr/local/bin/flyte-neptune-agent"]
 # Default arguments: listen on all interfaces of the container so that EXPOSE 8000 works. The process executor
 # runs task commands inside this container, which a non-loopback address must allow explicitly. Publish the port

@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -84,6 +86,16 @@ users:
   }
 
   void TearDown() override {
+    // Every call the agent made is one its role grants: the RBAC table of docs/kubernetes.md, which
+    // tests/deploy/chart_test.py holds the Helm chart's rules equal to.
+    const std::set<std::pair<std::string, std::string>> granted = {
+        {"create", "pods"}, {"get", "pods"},   {"list", "pods"},    {"watch", "pods"},
+        {"delete", "pods"}, {"patch", "pods"}, {"get", "pods/log"}, {"get", "flyteworkflows"},
+    };
+    for (const auto& request : kube_->Requests()) {
+      EXPECT_TRUE(granted.count({request.verb, request.resource}))
+          << request.verb << " " << request.resource << ": " << request.method << " " << request.path;
+    }
     ::unsetenv("AWS_ACCESS_KEY_ID");
     ::unsetenv("AWS_SECRET_ACCESS_KEY");
     ::unsetenv("AWS_REGION");
