@@ -210,7 +210,8 @@ absl::StatusOr<executor::kubernetes::KubernetesExecutorOptions> KubernetesOption
 
 // Builds the Kubernetes executor: in-cluster credentials, or a kubeconfig for development.
 absl::StatusOr<std::unique_ptr<KubernetesExecutor>> MakeKubernetesExecutor(
-    const AgentConfig& config, const std::map<std::string, std::string>& env, const Clock* clock) {
+    const AgentConfig& config, const std::map<std::string, std::string>& env, const Clock* clock,
+    metrics::Registry* registry) {
   const kube::EnvGetter getenv = [&env](absl::string_view name) -> std::optional<std::string> {
     if (auto it = env.find(std::string(name)); it != env.end()) return it->second;
     return std::nullopt;
@@ -223,6 +224,10 @@ absl::StatusOr<std::unique_ptr<KubernetesExecutor>> MakeKubernetesExecutor(
   client_options.qps = static_cast<double>(config.k8s_qps);
   client_options.burst = static_cast<int>(config.k8s_burst);
   client_options.user_agent = absl::StrCat("flyte-neptune-agent/", kVersion);
+  client_options.https_proxy = EnvOr(env, "HTTPS_PROXY");
+  client_options.http_proxy = EnvOr(env, "HTTP_PROXY");
+  client_options.no_proxy = EnvOr(env, "NO_PROXY");
+  client_options.metrics = registry;
   auto client = kube::KubeClient::Create(*std::move(connection), client_options, clock);
   if (!client.ok()) return client.status();
   auto options = KubernetesOptions(config);
@@ -336,7 +341,7 @@ int Run(const AgentConfig& config, const std::map<std::string, std::string>& env
   std::unique_ptr<KubernetesExecutor> kubernetes;
   executor::Executor* executor = nullptr;
   if (config.executor == ExecutorKind::kKubernetes) {
-    auto made = MakeKubernetesExecutor(config, env, clock);
+    auto made = MakeKubernetesExecutor(config, env, clock, &registry);
     if (!made.ok()) return Fail("cannot set up the Kubernetes executor", made.status());
     kubernetes = *std::move(made);
     executor = kubernetes->executor.get();

@@ -186,7 +186,23 @@ KubeClient::KubeClient(ClusterConnection connection, KubeClientOptions options, 
       user_agent_(options_.user_agent.empty() ? absl::StrCat("flyte-neptune-agent/", kVersion)
                                               : options_.user_agent),
       tokens_(connection_.token, connection_.token_file, clock),
-      limiter_(options_.qps, options_.burst, clock) {}
+      limiter_(options_.qps, options_.burst, clock),
+      registry_(options_.metrics),
+      requests_metric_(registry_->AddCounter("flyte_neptune_agent_kubernetes_requests_total",
+                                             "Requests to the Kubernetes API, by verb, resource and HTTP "
+                                             "status (or the transport's error code when "
+                                             "no answer came).",
+                                             {"verb", "resource", "code"})),
+      duration_metric_(
+          registry_->AddHistogram("flyte_neptune_agent_kubernetes_request_duration_seconds",
+                                  "Time from sending a request to the Kubernetes API to its answer "
+                                  "(for a watch: to the end of the stream).",
+                                  {"verb", "resource"}, metrics::LatencyBuckets())),
+      retries_metric_(
+          registry_->AddCounter("flyte_neptune_agent_kubernetes_retries_total",
+                                "Requests to the Kubernetes API repeated after a connection error, "
+                                "429 or 5xx, or after a 401 with the token file re-read.",
+                                {"verb", "resource"})) {}
 
 KubeClient::~KubeClient() = default;
 
@@ -235,7 +251,14 @@ absl::StatusOr<http::HttpResponse> KubeClient::Execute(const Call& call, absl::T
     request.body = call.body;
     request.deadline = std::min(deadline, clock_->Now() + options_.request_timeout);
     ++requests_;
+    const absl::Time sent = clock_->Now();
     absl::StatusOr<http::HttpResponse> response = transport_->Send(request);
+    requests_metric_
+        ->Get({call.verb, call.resource,
+               response.ok() ? absl::StrCat(response->status)
+                             : absl::StatusCodeToString(response.status().code())})
+        ->Increment();
+    duration_metric_->Get({call.verb, call.resource})->Observe(absl::ToDoubleSeconds(clock_->Now() - sent));
 
     std::optional<absl::Duration> wait;
     if (!response.ok()) {
@@ -250,6 +273,7 @@ absl::StatusOr<http::HttpResponse> KubeClient::Execute(const Call& call, absl::T
       tokens_.Invalidate();
       reauthenticated = true;
       ++auth_retries_;
+      retries_metric_->Get({call.verb, call.resource})->Increment();
       continue;
     } else if (response->status == 429 || response->status >= 500) {
       const ApiStatus status = ParseStatus(*response);
@@ -271,6 +295,7 @@ absl::StatusOr<http::HttpResponse> KubeClient::Execute(const Call& call, absl::T
                                 ") would pass the deadline", last()));
     }
     ++retries_;
+    retries_metric_->Get({call.verb, call.resource})->Increment();
     ++attempt;
     clock_->SleepFor(pause);
   }
@@ -507,7 +532,14 @@ absl::Status KubeClient::WatchPods(absl::string_view ns, absl::string_view label
     pending.erase(0, start);
     return true;
   };
+  const absl::Time sent = clock_->Now();
   absl::StatusOr<http::HttpResponse> response = transport_->Stream(request, on_data, canceller);
+  requests_metric_
+      ->Get({call.verb, call.resource,
+             response.ok() ? absl::StrCat(response->status)
+                           : absl::StatusCodeToString(response.status().code())})
+      ->Increment();
+  duration_metric_->Get({call.verb, call.resource})->Observe(absl::ToDoubleSeconds(clock_->Now() - sent));
   if (!ended.ok()) return ended;
   if (!response.ok()) {
     if (absl::IsCancelled(response.status()))

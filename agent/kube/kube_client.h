@@ -19,6 +19,7 @@
 #include "agent/kube/cluster_connection.h"
 #include "agent/kube/rate_limiter.h"
 #include "agent/kube/token_provider.h"
+#include "agent/metrics/metrics.h"
 #include "nlohmann/json.hpp"
 
 namespace fna::kube {
@@ -38,6 +39,10 @@ struct KubeClientOptions {
   std::string https_proxy;
   std::string http_proxy;
   std::string no_proxy;
+  // flyte_neptune_agent_kubernetes_requests_total{verb,resource,code} (the HTTP status, or the transport's
+  // error), ..._request_duration_seconds{verb,resource} and ..._retries_total{verb,resource}. Not owned;
+  // null: a private registry.
+  metrics::Registry* metrics = nullptr;
   // Uniform samples of [0, 1) for the backoff jitter; null: a thread-safe pseudo-random generator. Tests set
   // a constant to make waits exact.
   std::function<double()> random;
@@ -191,6 +196,10 @@ class KubeClient {
   RateLimiter limiter_;
 
   mutable std::atomic<uint64_t> random_state_{0x853C49E6748FEA9BULL};
+  metrics::RegistryOrPrivate registry_;
+  metrics::Family<metrics::Counter>* const requests_metric_;
+  metrics::Family<metrics::Histogram>* const duration_metric_;
+  metrics::Family<metrics::Counter>* const retries_metric_;
   std::atomic<int64_t> requests_{0};
   std::atomic<int64_t> retries_{0};
   std::atomic<int64_t> auth_retries_{0};

@@ -353,6 +353,28 @@ TEST_F(KubeClientTest, TooManyRequestsWaitsForRetryAfter) {
   EXPECT_EQ(client_->stats().retries, 2);
 }
 
+TEST_F(KubeClientTest, RequestsAreCountedByVerbResourceAndCode) {
+  metrics::Registry registry;
+  KubeClientOptions options;
+  options.metrics = &registry;
+  Start(std::move(options));
+  server_->FailNext("POST", "/api/v1/namespaces/", 2, 500);
+  ASSERT_TRUE(client_->CreatePod(kNs, PodJson("task-a"), Deadline()).ok());
+  EXPECT_EQ(client_->GetPod(kNs, "missing", Deadline()).status().code(), absl::StatusCode::kNotFound);
+  const std::string text = registry.TextExposition();
+  for (
+      const char* line : {
+          "flyte_neptune_agent_kubernetes_requests_total{verb=\"create\",resource=\"pods\",code=\"500\"} 2\n",
+          "flyte_neptune_agent_kubernetes_requests_total{verb=\"create\",resource=\"pods\",code=\"201\"} 1\n",
+          "flyte_neptune_agent_kubernetes_requests_total{verb=\"get\",resource=\"pods\",code=\"404\"} 1\n",
+          "flyte_neptune_agent_kubernetes_retries_total{verb=\"create\",resource=\"pods\"} 2\n",
+          "flyte_neptune_agent_kubernetes_request_duration_seconds_count{verb=\"create\",resource=\"pods\"} "
+          "3\n",
+      }) {
+    EXPECT_THAT(text, ::testing::HasSubstr(line));
+  }
+}
+
 TEST_F(KubeClientTest, ServerErrorsAreRetriedWithBackoff) {
   Start();
   server_->FailNext("POST", "/api/v1/namespaces/", 3, 500);
