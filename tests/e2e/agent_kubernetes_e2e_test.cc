@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/executor/kubernetes/testing/manifest_validator.h"
 #include "agent/testing/flyte_requests.h"
 #include "flyteidl/core/errors.pb.h"
 #include "fna/resource_meta.pb.h"
@@ -95,6 +96,13 @@ users:
     for (const auto& request : kube_->Requests()) {
       EXPECT_TRUE(granted.count({request.verb, request.resource}))
           << request.verb << " " << request.resource << ": " << request.method << " " << request.path;
+      // Every Pod the agent created passes the offline validators (types and unknown fields).
+      if (request.verb != "create" || request.resource != "pods") continue;
+      const absl::Status valid =
+          executor::kubernetes::testing::ValidateManifest(nlohmann::ordered_json::parse(request.body));
+      if (valid.code() != absl::StatusCode::kUnavailable) {
+        EXPECT_TRUE(valid.ok()) << valid.message();
+      }
     }
     ::unsetenv("AWS_ACCESS_KEY_ID");
     ::unsetenv("AWS_SECRET_ACCESS_KEY");
