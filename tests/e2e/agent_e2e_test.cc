@@ -71,14 +71,6 @@ class AgentE2eTest : public ::testing::Test {
     return request;
   }
 
-  std::string Create(AgentProcess& agent, const flyteidl::admin::CreateTaskRequest& request) {
-    grpc::ClientContext context;
-    flyteidl::admin::CreateTaskResponse response;
-    grpc::Status status = agent.agent().CreateTask(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.resource_meta();
-  }
-
   grpc::Status TryGet(AgentProcess& agent, const std::string& meta, flyteidl::admin::Resource* resource) {
     grpc::ClientContext context;
     flyteidl::admin::GetTaskRequest request;
@@ -153,7 +145,7 @@ class AgentE2eTest : public ::testing::Test {
 TEST_F(AgentE2eTest, SucceedingTaskIsTrackedFieldByField) {
   auto agent = StartAgent();
   const std::string meta =
-      Create(*agent, Request("echo hello; echo \"$NEPTUNE_CUSTOM_RUN_ID\" > " + dir_.path() + "/run_id"));
+      agent->CreateTask(Request("echo hello; echo \"$NEPTUNE_CUSTOM_RUN_ID\" > " + dir_.path() + "/run_id"));
   flyteidl::admin::Resource resource = PollTerminal(*agent, meta);
   EXPECT_EQ(resource.phase(), TaskExecution::SUCCEEDED) << resource.message();
   ASSERT_EQ(resource.log_links_size(), 1);
@@ -224,7 +216,7 @@ TEST_F(AgentE2eTest, SucceedingTaskIsTrackedFieldByField) {
 
 TEST_F(AgentE2eTest, FailingProcessIsRetryableAndTheRunRecordsIt) {
   auto agent = StartAgent();
-  const std::string meta = Create(*agent, Request("echo boom >&2; exit 3"));
+  const std::string meta = agent->CreateTask(Request("echo boom >&2; exit 3"));
   flyteidl::admin::Resource resource = PollTerminal(*agent, meta);
   EXPECT_EQ(resource.phase(), TaskExecution::RETRYABLE_FAILED);
   EXPECT_THAT(resource.message(), HasSubstr("exit code (3)"));
@@ -237,7 +229,7 @@ TEST_F(AgentE2eTest, FailingProcessIsRetryableAndTheRunRecordsIt) {
 
 TEST_F(AgentE2eTest, RetryableFailureAsStateForOlderPropellers) {
   auto agent = StartAgent({"--agent.retryable_failure=state"});
-  const std::string meta = Create(*agent, Request("exit 1"));
+  const std::string meta = agent->CreateTask(Request("exit 1"));
   flyteidl::admin::Resource resource = PollUntil(*agent, meta, [](const flyteidl::admin::Resource& r) {
     return r.state() == flyteidl::admin::RETRYABLE_FAILURE;
   });
@@ -252,8 +244,8 @@ TEST_F(AgentE2eTest, ExitZeroWithErrorFileSucceedsButTheRunFails) {
   WriteFile(error_file, document.SerializeAsString());
   const std::string out_dir = OutputPrefix("n0").substr(7);
   auto agent = StartAgent();
-  const std::string meta =
-      Create(*agent, Request("mkdir -p " + out_dir + " && cp " + error_file + " " + out_dir + "/error.pb"));
+  const std::string meta = agent->CreateTask(
+      Request("mkdir -p " + out_dir + " && cp " + error_file + " " + out_dir + "/error.pb"));
   EXPECT_EQ(PollTerminal(*agent, meta).phase(), TaskExecution::SUCCEEDED);
   const OfflineRun run = OnlyRun();
   EXPECT_EQ(run.fields.at("flyte/phase").value, "FAILED");
@@ -266,8 +258,8 @@ bool ProcessAlive(pid_t pid) { return kill(pid, 0) == 0; }
 TEST_F(AgentE2eTest, AbortKillsTheProcessGroupAndMarksTheRunAborted) {
   auto agent = StartAgent();
   const std::string pids = dir_.path() + "/pids";
-  const std::string meta = Create(*agent, Request("sleep 1000 & echo $! > " + pids + ".tmp; echo $$ >> " +
-                                                  pids + ".tmp; mv " + pids + ".tmp " + pids + "; wait"));
+  const std::string meta = agent->CreateTask(Request("sleep 1000 & echo $! > " + pids + ".tmp; echo $$ >> " +
+                                                     pids + ".tmp; mv " + pids + ".tmp " + pids + "; wait"));
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (!std::filesystem::exists(pids) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
   std::vector<pid_t> processes;
@@ -299,9 +291,9 @@ TEST_F(AgentE2eTest, CreateDeliveredThreeTimesIsOneRunAndOneProcess) {
   auto agent = StartAgent();
   const std::string starts = dir_.path() + "/starts";
   const auto request = Request("echo started >> " + starts);
-  const std::string meta = Create(*agent, request);
-  Create(*agent, request);
-  Create(*agent, request);
+  const std::string meta = agent->CreateTask(request);
+  agent->CreateTask(request);
+  agent->CreateTask(request);
   EXPECT_EQ(PollTerminal(*agent, meta).phase(), TaskExecution::SUCCEEDED);
   EXPECT_EQ(ReadFile(starts), "started\n");
   EXPECT_EQ(Runs().size(), 1u);
@@ -312,7 +304,7 @@ TEST_F(AgentE2eTest, HundredConcurrentCreatesAreHundredRuns) {
   std::vector<std::string> metas(100);
   std::vector<std::thread> threads;
   for (int i = 0; i < 100; ++i) {
-    threads.emplace_back([&, i] { metas[i] = Create(*agent, Request("true", "n" + std::to_string(i))); });
+    threads.emplace_back([&, i] { metas[i] = agent->CreateTask(Request("true", "n" + std::to_string(i))); });
   }
   for (auto& thread : threads) thread.join();
   for (const std::string& meta : metas)
@@ -328,8 +320,8 @@ TEST_F(AgentE2eTest, CollidingNodeIdsWithDifferentOutputPrefixesAreTwoRuns) {
   a.set_output_prefix(OutputPrefix("n1") + "/dn0/data/0");
   auto b = Request("true", "dn0");
   b.set_output_prefix(OutputPrefix("n2") + "/dn0/data/0");
-  EXPECT_EQ(PollTerminal(*agent, Create(*agent, a)).phase(), TaskExecution::SUCCEEDED);
-  EXPECT_EQ(PollTerminal(*agent, Create(*agent, b)).phase(), TaskExecution::SUCCEEDED);
+  EXPECT_EQ(PollTerminal(*agent, agent->CreateTask(a)).phase(), TaskExecution::SUCCEEDED);
+  EXPECT_EQ(PollTerminal(*agent, agent->CreateTask(b)).phase(), TaskExecution::SUCCEEDED);
   EXPECT_EQ(Runs().size(), 2u);
 }
 
@@ -341,12 +333,12 @@ TEST_F(AgentE2eTest, RestartsLoseNothingAndStartNothingTwice) {
   std::string meta;
   {
     auto agent = StartAgent();
-    meta = Create(*agent, request);
+    meta = agent->CreateTask(request);
     agent->Kill();  // crash right after CreateTask
   }
   {
     auto agent = StartAgent();
-    Create(*agent, request);  // propeller re-sends CreateTask if its state write was lost
+    agent->CreateTask(request);  // propeller re-sends CreateTask if its state write was lost
     EXPECT_EQ(
         PollUntil(*agent, meta, [](const auto& r) { return r.phase() == TaskExecution::RUNNING; }).phase(),
         TaskExecution::RUNNING);
@@ -408,7 +400,7 @@ TEST_F(AgentE2eTest, ListsOnlyTheConfiguredTaskTypes) {
 
 TEST_F(AgentE2eTest, GetTaskLogsTailsTheOutput) {
   auto agent = StartAgent();
-  const std::string meta = Create(*agent, Request("for i in 1 2 3 4 5; do echo line $i; done"));
+  const std::string meta = agent->CreateTask(Request("for i in 1 2 3 4 5; do echo line $i; done"));
   ASSERT_EQ(PollTerminal(*agent, meta).phase(), TaskExecution::SUCCEEDED);
   grpc::ClientContext context;
   flyteidl::admin::GetTaskLogsRequest request;
@@ -444,7 +436,7 @@ TEST_F(AgentE2eTest, TokenNeverLeavesTheAgent) {
             "      default_project: ml/a\n      token_file: " +
                 dir_.path() + "/token\n");
   auto agent = StartAgent({"--config=" + dir_.path() + "/agent.yaml"});
-  const std::string meta = Create(*agent, Request("env; exit 3"));
+  const std::string meta = agent->CreateTask(Request("env; exit 3"));
   EXPECT_EQ(meta.find(secret), std::string::npos);
   flyteidl::admin::Resource resource = PollTerminal(*agent, meta);
   EXPECT_EQ(resource.DebugString().find(secret), std::string::npos);

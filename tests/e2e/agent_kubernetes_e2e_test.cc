@@ -137,38 +137,8 @@ users:
     return decoded.execution_id();
   }
 
-  std::string Create(AgentProcess& agent, const std::string& node) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    flyteidl::admin::CreateTaskResponse response;
-    grpc::Status status =
-        agent.agent().CreateTask(&context, MakeCreateRequest(node, 0, OutputPrefix(node)), &response);
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << agent.Logs();
-    return response.resource_meta();
-  }
-
-  flyteidl::admin::Resource Get(AgentProcess& agent, const std::string& meta) {
-    grpc::ClientContext context;
-    flyteidl::admin::GetTaskRequest request;
-    request.set_resource_meta(meta);
-    request.mutable_task_category()->set_name("neptune");
-    flyteidl::admin::GetTaskResponse response;
-    grpc::Status status = agent.agent().GetTask(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.resource();
-  }
-
-  flyteidl::admin::Resource PollPhase(AgentProcess& agent, const std::string& meta,
-                                      TaskExecution::Phase phase) {
-    flyteidl::admin::Resource resource;
-    const absl::Time deadline = absl::Now() + absl::Seconds(15);
-    do {
-      resource = Get(agent, meta);
-      if (resource.phase() == phase) return resource;
-      absl::SleepFor(absl::Milliseconds(50));
-    } while (absl::Now() < deadline);
-    ADD_FAILURE() << "phase " << resource.phase() << ": " << resource.message() << "\n" << agent.Logs();
-    return resource;
+  static std::string Create(AgentProcess& agent, const std::string& node) {
+    return agent.CreateTask(MakeCreateRequest(node, 0, OutputPrefix(node)));
   }
 
   void SetStatus(const std::string& meta, const Json& status) {
@@ -209,16 +179,6 @@ users:
                                                     {"finishedAt", finished}}}}}}})}};
   }
 
-  static std::string CustomRunId(const flyteidl::admin::Resource& resource) {
-    return resource.custom_info()
-        .fields()
-        .at("neptune")
-        .struct_value()
-        .fields()
-        .at("custom_run_id")
-        .string_value();
-  }
-
   std::string RunField(const std::string& custom_id, const std::string& path) {
     auto run = emulator_->RunByCustomId(kProject, custom_id);
     if (!run.has_value() || run->attributes.count(path) == 0) return "<none>";
@@ -247,15 +207,15 @@ TEST_F(AgentKubernetesTest, APodRunsTheTaskAndItsRunRecordsTheOutcome) {
   EXPECT_EQ(kube_->RequestCount("create", "pods"), 3);
   ASSERT_TRUE(kube_->GetPod(kNamespace, PodName(meta)).has_value());
 
-  flyteidl::admin::Resource resource = Get(*agent, meta);
+  flyteidl::admin::Resource resource = agent->GetTask(meta);
   EXPECT_EQ(resource.phase(), TaskExecution::QUEUED);
   SetStatus(meta, Running(meta));
-  resource = PollPhase(*agent, meta, TaskExecution::RUNNING);
+  resource = agent->PollPhase(meta, TaskExecution::RUNNING);
   const std::string custom_id = CustomRunId(resource);
   EXPECT_EQ(RunField(custom_id, "sys/failed"), "false");
 
   SetStatus(meta, Terminated(meta, "Succeeded", 0, "Completed"));
-  resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   EXPECT_EQ(RunField(custom_id, "flyte/phase"), "SUCCEEDED");
   EXPECT_EQ(RunField(custom_id, "flyte/exit_code"), "0");
   EXPECT_NE(Annotation(meta, "flyte-neptune-agent/run-finalized-at"), "");
@@ -284,7 +244,7 @@ TEST_F(AgentKubernetesTest, ErrorPbInS3MakesTheRunFailedWhileTheTaskSucceeds) {
   auto agent = StartAgent();
   const std::string meta = Create(*agent, "n0");
   SetStatus(meta, Terminated(meta, "Succeeded", 0, "Completed"));
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   const std::string custom_id = CustomRunId(resource);
   EXPECT_EQ(RunField(custom_id, "flyte/phase"), "FAILED");
   EXPECT_EQ(RunField(custom_id, "flyte/error"), "USER:ZeroDivisionError: division by zero");
@@ -294,15 +254,9 @@ TEST_F(AgentKubernetesTest, ErrorPbInS3MakesTheRunFailedWhileTheTaskSucceeds) {
 
 TEST_F(AgentKubernetesTest, UnderAnUnreadableSchemeTheRunSaysErrorPbWasNotChecked) {
   auto agent = StartAgent();
-  grpc::ClientContext context;
-  flyteidl::admin::CreateTaskResponse response;
-  ASSERT_TRUE(
-      agent->agent()
-          .CreateTask(&context, MakeCreateRequest("n0", 0, "gs://bucket/metadata/n0/data/0"), &response)
-          .ok());
-  const std::string meta = response.resource_meta();
+  const std::string meta = agent->CreateTask(MakeCreateRequest("n0", 0, "gs://bucket/metadata/n0/data/0"));
   SetStatus(meta, Terminated(meta, "Succeeded", 0, "Completed"));
-  const std::string custom_id = CustomRunId(PollPhase(*agent, meta, TaskExecution::SUCCEEDED));
+  const std::string custom_id = CustomRunId(agent->PollPhase(meta, TaskExecution::SUCCEEDED));
   EXPECT_EQ(RunField(custom_id, "flyte/phase"), "SUCCEEDED");
   EXPECT_EQ(RunField(custom_id, "flyte/error_file_checked"), "false");
   EXPECT_EQ(s3_->RequestCount("s3"), 0);
@@ -312,7 +266,7 @@ TEST_F(AgentKubernetesTest, AnOomKilledPodIsARetryableFailure) {
   auto agent = StartAgent();
   const std::string meta = Create(*agent, "n0");
   SetStatus(meta, Terminated(meta, "Failed", 137, "OOMKilled"));
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::RETRYABLE_FAILED);
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::RETRYABLE_FAILED);
   EXPECT_THAT(resource.message(), HasSubstr("OOMKilled"));
   EXPECT_EQ(RunField(CustomRunId(resource), "flyte/phase"), "RETRYABLE_FAILED");
 }
@@ -321,7 +275,7 @@ TEST_F(AgentKubernetesTest, DeleteTaskDeletesThePodAndMarksTheRunAborted) {
   auto agent = StartAgent();
   const std::string meta = Create(*agent, "n0");
   SetStatus(meta, Running(meta));
-  const std::string custom_id = CustomRunId(PollPhase(*agent, meta, TaskExecution::RUNNING));
+  const std::string custom_id = CustomRunId(agent->PollPhase(meta, TaskExecution::RUNNING));
   grpc::ClientContext context;
   flyteidl::admin::DeleteTaskRequest request;
   request.set_resource_meta(meta);
@@ -336,12 +290,12 @@ TEST_F(AgentKubernetesTest, ARestartedAgentResumesAPendingFinalWrite) {
   auto agent = StartAgent({"--tracking.finalize_grace=0s"});
   const std::string meta = Create(*agent, "n0");
   SetStatus(meta, Running(meta));
-  const std::string custom_id = CustomRunId(PollPhase(*agent, meta, TaskExecution::RUNNING));
+  const std::string custom_id = CustomRunId(agent->PollPhase(meta, TaskExecution::RUNNING));
 
   // Neptune goes down as the task ends: the phase is reported, the write is recorded on the Pod.
   emulator_->SetOutage(neptune_emulator::Outage::kUnavailable);
   SetStatus(meta, Terminated(meta, "Succeeded", 0, "Completed"));
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   EXPECT_THAT(resource.message(), HasSubstr("retrying in the background"));
   EXPECT_NE(Annotation(meta, "flyte-neptune-agent/pending-final-write"), "");
   agent->Kill();

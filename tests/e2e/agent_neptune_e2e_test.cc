@@ -52,48 +52,6 @@ class AgentNeptuneTest : public ::testing::Test {
     return request;
   }
 
-  std::string Create(AgentProcess& agent, const flyteidl::admin::CreateTaskRequest& request) {
-    grpc::ClientContext context;
-    flyteidl::admin::CreateTaskResponse response;
-    grpc::Status status = agent.agent().CreateTask(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.resource_meta();
-  }
-
-  flyteidl::admin::Resource Get(AgentProcess& agent, const std::string& meta) {
-    grpc::ClientContext context;
-    flyteidl::admin::GetTaskRequest request;
-    request.set_resource_meta(meta);
-    request.mutable_task_category()->set_name("neptune");
-    flyteidl::admin::GetTaskResponse response;
-    grpc::Status status = agent.agent().GetTask(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.resource();
-  }
-
-  flyteidl::admin::Resource PollPhase(AgentProcess& agent, const std::string& meta,
-                                      TaskExecution::Phase phase) {
-    flyteidl::admin::Resource resource;
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    do {
-      resource = Get(agent, meta);
-      if (resource.phase() == phase) return resource;
-      absl::SleepFor(absl::Milliseconds(50));
-    } while (absl::Now() < deadline);
-    ADD_FAILURE() << "phase " << resource.phase() << ": " << resource.message();
-    return resource;
-  }
-
-  static std::string CustomRunId(const flyteidl::admin::Resource& resource) {
-    return resource.custom_info()
-        .fields()
-        .at("neptune")
-        .struct_value()
-        .fields()
-        .at("custom_run_id")
-        .string_value();
-  }
-
   TempDir dir_;
   std::unique_ptr<NeptuneEmulator> emulator_;
   std::string finalize_grace_ = "2m";
@@ -101,8 +59,8 @@ class AgentNeptuneTest : public ::testing::Test {
 
 TEST_F(AgentNeptuneTest, SucceedingTaskIsRecordedWithTypedFields) {
   auto agent = StartAgent();
-  const std::string meta = Create(*agent, Request("echo hello"));
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const std::string meta = agent->CreateTask(Request("echo hello"));
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   ASSERT_EQ(resource.log_links_size(), 1);
   auto run = emulator_->RunByCustomId("ml/flyte", CustomRunId(resource));
   ASSERT_TRUE(run.has_value());
@@ -163,9 +121,9 @@ TEST_F(AgentNeptuneTest, NeptuneDownAtCreateAndAgentRestartedLosesNothing) {
   {
     auto agent = StartAgent();
     const absl::Time before = absl::Now();
-    meta = Create(*agent, request);  // the task starts anyway, within CreateTask's budget
+    meta = agent->CreateTask(request);  // the task starts anyway, within CreateTask's budget
     EXPECT_LT(absl::Now() - before, absl::Seconds(5));
-    const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::RUNNING);
+    const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::RUNNING);
     EXPECT_THAT(resource.message(), ::testing::HasSubstr("Neptune run not created yet"));
     EXPECT_EQ(resource.log_links_size(), 1);  // the fallback link, from the first response
     agent->Kill();
@@ -173,7 +131,7 @@ TEST_F(AgentNeptuneTest, NeptuneDownAtCreateAndAgentRestartedLosesNothing) {
   emulator_->SetOutage(neptune_emulator::Outage::kNone);
   auto agent = StartAgent();
   WriteFile(go, "");
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   const auto runs = emulator_->Runs();
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].custom_id, CustomRunId(resource));
@@ -185,12 +143,13 @@ TEST_F(AgentNeptuneTest, NeptuneDownAtTheEndHoldsThePhaseThenFinishesInTheBackgr
   finalize_grace_ = "1s";
   const std::string go = dir_.path() + "/go";
   auto agent = StartAgent();
-  const std::string meta = Create(*agent, Request("while [ ! -e " + go + " ]; do sleep 0.05; done; exit 3"));
-  const std::string custom_id = CustomRunId(PollPhase(*agent, meta, TaskExecution::RUNNING));
+  const std::string meta =
+      agent->CreateTask(Request("while [ ! -e " + go + " ]; do sleep 0.05; done; exit 3"));
+  const std::string custom_id = CustomRunId(agent->PollPhase(meta, TaskExecution::RUNNING));
   emulator_->SetOutage(neptune_emulator::Outage::kUnavailable);
   WriteFile(go, "");
   // Held back while the final write fails, then reported once the grace has passed.
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::RETRYABLE_FAILED);
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::RETRYABLE_FAILED);
   EXPECT_THAT(resource.message(), ::testing::HasSubstr("retrying in the background"));
   auto run = emulator_->RunByCustomId("ml/flyte", custom_id);
   ASSERT_TRUE(run.has_value());
@@ -229,8 +188,8 @@ TEST_F(AgentNeptuneTest, RoutingRuleTokenIsUsedForItsProjects) {
                                "--tracking.default_project=ml/flyte",
                                "--executor.process.state_directory=" + dir_.path() + "/state"});
   ASSERT_TRUE(agent->ok()) << agent->Logs();
-  const std::string meta = Create(*agent, Request("true"));
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const std::string meta = agent->CreateTask(Request("true"));
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   auto run = (*research)->RunByCustomId("research/exp", CustomRunId(resource));
   ASSERT_TRUE(run.has_value());
   EXPECT_EQ(run->attributes.at("flyte/phase").value, "SUCCEEDED");

@@ -70,38 +70,6 @@ class AgentNeptuneFaultsTest : public ::testing::Test {
     return request;
   }
 
-  std::string Create(AgentProcess& agent, const flyteidl::admin::CreateTaskRequest& request) {
-    grpc::ClientContext context;
-    flyteidl::admin::CreateTaskResponse response;
-    grpc::Status status = agent.agent().CreateTask(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.resource_meta();
-  }
-
-  flyteidl::admin::Resource Get(AgentProcess& agent, const std::string& meta) {
-    grpc::ClientContext context;
-    flyteidl::admin::GetTaskRequest request;
-    request.set_resource_meta(meta);
-    request.mutable_task_category()->set_name("neptune");
-    flyteidl::admin::GetTaskResponse response;
-    grpc::Status status = agent.agent().GetTask(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.resource();
-  }
-
-  flyteidl::admin::Resource PollPhase(AgentProcess& agent, const std::string& meta,
-                                      TaskExecution::Phase phase) {
-    flyteidl::admin::Resource resource;
-    const absl::Time deadline = absl::Now() + absl::Seconds(15);
-    do {
-      resource = Get(agent, meta);
-      if (resource.phase() == phase) return resource;
-      absl::SleepFor(absl::Milliseconds(50));
-    } while (absl::Now() < deadline);
-    ADD_FAILURE() << "phase " << resource.phase() << ": " << resource.message() << "\n" << agent.Logs();
-    return resource;
-  }
-
   // Waits (bounded) until the emulator has seen at least `count` requests to `path`.
   bool WaitForRequests(absl::string_view method, absl::string_view path, int count) {
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -128,16 +96,6 @@ class AgentNeptuneFaultsTest : public ::testing::Test {
                       record.method, " ", record.path, " ", record.status, " ", record.fault, "\n");
     }
     return log;
-  }
-
-  static std::string CustomRunId(const flyteidl::admin::Resource& resource) {
-    return resource.custom_info()
-        .fields()
-        .at("neptune")
-        .struct_value()
-        .fields()
-        .at("custom_run_id")
-        .string_value();
   }
 
   // The only run, with every final field of a task that succeeded.
@@ -179,14 +137,14 @@ TEST_F(AgentNeptuneFaultsTest, FinalWriteRetriedThrough503s) {
   // With the default 2 s the last attempt may go out just before the deadline and have its answer cut off:
   // the next poll then repeats the (idempotent) write, and the count below would be 6.
   auto agent = StartAgent({"--tracking.create_budget=10s"});
-  const std::string meta = Create(*agent, WaitingTask());
+  const std::string meta = agent->CreateTask(WaitingTask());
   ASSERT_EQ(emulator_->Runs().size(), 1u);                     // created at CreateTask
   ASSERT_EQ(emulator_->RequestCount("POST", kOperations), 1);  // the initial fields
-  PollPhase(*agent, meta, TaskExecution::RUNNING);
+  agent->PollPhase(meta, TaskExecution::RUNNING);
 
   emulator_->FailNext(kOperations, 3, 503);
   WriteFile(go_, "");
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   ExpectFinalized(resource);
   // Three refused, one accepted, all within the GetTask that saw the task finished.
   EXPECT_EQ(emulator_->RequestCount("POST", kOperations), 5) << RequestLog() << agent->Logs();
@@ -201,7 +159,7 @@ TEST_F(AgentNeptuneFaultsTest, TooManyRequestsAtCreateTaskDefersTheRun) {
   auto agent = StartAgent();
   emulator_->FailNext(kExperiments, kStorm, 429, "1");
   const absl::Time before = absl::Now();
-  const std::string meta = Create(*agent, WaitingTask());
+  const std::string meta = agent->CreateTask(WaitingTask());
   EXPECT_LT(absl::Now() - before, absl::Seconds(3));  // within propeller's CreateTask deadline
   EXPECT_FALSE(meta.empty());
   EXPECT_TRUE(emulator_->Runs().empty());
@@ -210,16 +168,16 @@ TEST_F(AgentNeptuneFaultsTest, TooManyRequestsAtCreateTaskDefersTheRun) {
   flyteidl::admin::Resource resource;
   const absl::Time deadline = absl::Now() + absl::Seconds(15);
   while (emulator_->Runs().empty() && absl::Now() < deadline) {
-    resource = Get(*agent, meta);
+    resource = agent->GetTask(meta);
     EXPECT_EQ(resource.phase(), TaskExecution::RUNNING);
     absl::SleepFor(absl::Milliseconds(50));
   }
   ASSERT_EQ(emulator_->Runs().size(), 1u) << resource.message();
-  resource = Get(*agent, meta);
+  resource = agent->GetTask(meta);
   EXPECT_THAT(resource.message(), ::testing::Not(::testing::HasSubstr("not created yet")));
 
   WriteFile(go_, "");
-  resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   ExpectFinalized(resource);
   EXPECT_EQ(CountRecords(kExperiments, 429), kStorm);
   EXPECT_EQ(emulator_->RequestCount("POST", kExperiments), kStorm + 1);
@@ -233,8 +191,8 @@ TEST_F(AgentNeptuneFaultsTest, DroppedConnectionsLoseNothing) {
   drop_pings.action = Fault::Action::kDrop;
   drop_pings.count = 2;
   emulator_->AddFault(drop_pings);
-  const std::string meta = Create(*agent, WaitingTask());
-  PollPhase(*agent, meta, TaskExecution::RUNNING);
+  const std::string meta = agent->CreateTask(WaitingTask());
+  agent->PollPhase(meta, TaskExecution::RUNNING);
   // Two pings dropped; the next intervals' pings get through (a request is logged before it is answered, so
   // wait for the answered ones).
   const absl::Time pinged_by = absl::Now() + absl::Seconds(20);
@@ -251,7 +209,7 @@ TEST_F(AgentNeptuneFaultsTest, DroppedConnectionsLoseNothing) {
   lost_answer.after_processing = true;
   emulator_->AddFault(lost_answer);
   WriteFile(go_, "");
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   ExpectFinalized(resource);
   EXPECT_EQ(emulator_->RequestCount("POST", kOperations) - operations_before, 3);
   EXPECT_EQ(CountRecords(kOperations, 0), 2);
@@ -261,12 +219,12 @@ TEST_F(AgentNeptuneFaultsTest, DroppedConnectionsLoseNothing) {
 
 TEST_F(AgentNeptuneFaultsTest, ExpiredAccessTokenIsRefreshedForTheFinalWrite) {
   auto agent = StartAgent();
-  const std::string meta = Create(*agent, WaitingTask());
-  PollPhase(*agent, meta, TaskExecution::RUNNING);
+  const std::string meta = agent->CreateTask(WaitingTask());
+  agent->PollPhase(meta, TaskExecution::RUNNING);
   ASSERT_TRUE(WaitForRequests("POST", kPing, 1));  // the first ping; the next one is 10 s away
   emulator_->ExpireAccessTokens();
   WriteFile(go_, "");
-  const flyteidl::admin::Resource resource = PollPhase(*agent, meta, TaskExecution::SUCCEEDED);
+  const flyteidl::admin::Resource resource = agent->PollPhase(meta, TaskExecution::SUCCEEDED);
   ExpectFinalized(resource);
   EXPECT_EQ(emulator_->RequestCount("POST", kRefresh), 1);
   EXPECT_EQ(CountRecords(kRefresh, 200), 1);

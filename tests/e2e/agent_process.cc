@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 extern char** environ;
@@ -140,5 +142,50 @@ int AgentProcess::WaitExit() {
 }
 
 std::string AgentProcess::Logs() const { return ReadFile(log_path_); }
+
+std::string AgentProcess::CreateTask(const flyteidl::admin::CreateTaskRequest& request) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  flyteidl::admin::CreateTaskResponse response;
+  const grpc::Status status = agent_->CreateTask(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << Logs();
+  return response.resource_meta();
+}
+
+flyteidl::admin::Resource AgentProcess::GetTask(const std::string& resource_meta) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  flyteidl::admin::GetTaskRequest request;
+  request.set_resource_meta(resource_meta);
+  request.mutable_task_category()->set_name("neptune");
+  flyteidl::admin::GetTaskResponse response;
+  const grpc::Status status = agent_->GetTask(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.resource();
+}
+
+flyteidl::admin::Resource AgentProcess::PollPhase(const std::string& resource_meta,
+                                                  flyteidl::core::TaskExecution::Phase phase,
+                                                  absl::Duration timeout) {
+  flyteidl::admin::Resource resource;
+  const absl::Time deadline = absl::Now() + timeout;
+  do {
+    resource = GetTask(resource_meta);
+    if (resource.phase() == phase) return resource;
+    absl::SleepFor(absl::Milliseconds(50));
+  } while (absl::Now() < deadline);
+  ADD_FAILURE() << "phase " << resource.phase() << ": " << resource.message() << "\n" << Logs();
+  return resource;
+}
+
+std::string CustomRunId(const flyteidl::admin::Resource& resource) {
+  return resource.custom_info()
+      .fields()
+      .at("neptune")
+      .struct_value()
+      .fields()
+      .at("custom_run_id")
+      .string_value();
+}
 
 }  // namespace fna::e2e

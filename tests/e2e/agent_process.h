@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "flyteidl/service/agent.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -37,6 +38,15 @@ class AgentProcess {
 
   std::string Logs() const;
 
+  // Propeller's calls, expecting OK (a failed call is a test failure). CreateTask returns the resource_meta.
+  std::string CreateTask(const flyteidl::admin::CreateTaskRequest& request);
+  flyteidl::admin::Resource GetTask(const std::string& resource_meta);
+  // Polls GetTask every 50 ms until the phase is `phase` (at most `timeout`; then a test failure with the
+  // agent's logs) and returns the last resource.
+  flyteidl::admin::Resource PollPhase(const std::string& resource_meta,
+                                      flyteidl::core::TaskExecution::Phase phase,
+                                      absl::Duration timeout = absl::Seconds(15));
+
   flyteidl::service::AsyncAgentService::Stub& agent() { return *agent_; }
   flyteidl::service::AgentMetadataService::Stub& metadata() { return *metadata_; }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
@@ -50,6 +60,9 @@ class AgentProcess {
   std::unique_ptr<flyteidl::service::AsyncAgentService::Stub> agent_;
   std::unique_ptr<flyteidl::service::AgentMetadataService::Stub> metadata_;
 };
+
+// custom_info.neptune.custom_run_id of a GetTask resource.
+std::string CustomRunId(const flyteidl::admin::Resource& resource);
 
 // <build>/bin, from the environment ctest sets.
 std::string BinDir();
