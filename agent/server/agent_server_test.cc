@@ -14,10 +14,10 @@
 #include "agent/testing/fake_output_store.h"
 #include "agent/testing/fake_tracker.h"
 #include "agent/testing/flyte_requests.h"
+#include "agent/testing/grpc_health_check.h"
 #include "agent/tracking/final_writer.h"
 #include "flyteidl/service/agent.grpc.pb.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 
 namespace fna::server {
@@ -78,34 +78,6 @@ class GatedExecutor final : public executor::Executor {
   int waiting_ = 0;
 };
 
-// grpc.health.v1 Check of `service`: the status number (1 SERVING, 2 NOT_SERVING), or minus the gRPC code.
-int Check(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
-  std::string bytes;
-  if (!service.empty())
-    bytes = absl::StrCat("\x0a", std::string(1, static_cast<char>(service.size())), service);
-  const grpc::Slice slice(bytes);
-  const grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  grpc::CompletionQueue queue;
-  grpc::Status status;
-  auto call = stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &queue);
-  call->StartCall();
-  call->Finish(&response, &status, nullptr);
-  void* tag;
-  bool ok;
-  queue.Next(&tag, &ok);
-  if (!status.ok()) return -status.error_code();
-  std::vector<grpc::Slice> slices;
-  response.Dump(&slices);
-  std::string body;
-  for (const grpc::Slice& part : slices)
-    body.append(reinterpret_cast<const char*>(part.begin()), part.size());
-  return body.size() == 2 && body[0] == '\x08' ? body[1] : 0;
-}
-
 class AgentServerTest : public ::testing::Test {
  protected:
   AgentServerTest() { config_.listen_address = "127.0.0.1:0"; }
@@ -141,22 +113,22 @@ TEST_F(AgentServerTest, HealthIsNotServingUntilReadyAndWhileTheExecutorIsNot) {
   StartServer();
   for (const std::string service :
        {"", "flyteidl.service.AsyncAgentService", "flyteidl.service.AgentMetadataService"}) {
-    EXPECT_EQ(Check(channel_, service), kNotServing) << service;  // starting
+    EXPECT_EQ(testing::GrpcHealthCheck(channel_, service), kNotServing) << service;  // starting
   }
-  EXPECT_EQ(Check(channel_, "no.such.Service"), -grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(testing::GrpcHealthCheck(channel_, "no.such.Service"), -grpc::StatusCode::NOT_FOUND);
   health_.SetServing();
   server_->ReportReadiness();
   for (const std::string service :
        {"", "flyteidl.service.AsyncAgentService", "flyteidl.service.AgentMetadataService"}) {
-    EXPECT_EQ(Check(channel_, service), kServing) << service;
+    EXPECT_EQ(testing::GrpcHealthCheck(channel_, service), kServing) << service;
   }
   executor_.SetReady(false);  // e.g. the Pod cache lost its watch
   server_->ReportReadiness();
-  EXPECT_EQ(Check(channel_, ""), kNotServing);
-  EXPECT_EQ(Check(channel_, "flyteidl.service.AsyncAgentService"), kNotServing);
+  EXPECT_EQ(testing::GrpcHealthCheck(channel_, ""), kNotServing);
+  EXPECT_EQ(testing::GrpcHealthCheck(channel_, "flyteidl.service.AsyncAgentService"), kNotServing);
   executor_.SetReady(true);
   server_->ReportReadiness();
-  EXPECT_EQ(Check(channel_, ""), kServing);
+  EXPECT_EQ(testing::GrpcHealthCheck(channel_, ""), kServing);
 }
 
 TEST_F(AgentServerTest, TheProbeKeepsTheAgentAlive) {
@@ -190,7 +162,7 @@ TEST_F(AgentServerTest, ShutdownLetsACallInFlightFinishThenReturnsDespiteTheOpen
   while (true) {
     auto fresh =
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials());
-    if (Check(fresh, "") < 0) break;
+    if (testing::GrpcHealthCheck(fresh, "") < 0) break;
   }
   const absl::Time released = absl::Now();
   executor_.Hold(false);

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "grpcpp/generic/generic_stub.h"
+#include "agent/testing/grpc_health_check.h"
 #include "httplib.h"
 #include "tests/e2e/agent_process.h"
 
@@ -52,30 +52,7 @@ HttpAnswer HttpGet(int port, const std::string& path) {
 }
 
 int HealthStatus(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
-  std::string bytes;
-  if (!service.empty())
-    bytes = absl::StrCat("\x0a", std::string(1, static_cast<char>(service.size())), service);
-  const grpc::Slice slice(bytes);
-  const grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  grpc::CompletionQueue queue;
-  grpc::Status status;
-  auto call = stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &queue);
-  call->StartCall();
-  call->Finish(&response, &status, nullptr);
-  void* tag;
-  bool ok;
-  queue.Next(&tag, &ok);
-  if (!status.ok()) return -status.error_code();
-  std::vector<grpc::Slice> slices;
-  response.Dump(&slices);
-  std::string body;
-  for (const grpc::Slice& part : slices)
-    body.append(reinterpret_cast<const char*>(part.begin()), part.size());
-  return body.size() == 2 && body[0] == '\x08' ? body[1] : 0;
+  return testing::GrpcHealthCheck(channel, service);
 }
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& work_dir,

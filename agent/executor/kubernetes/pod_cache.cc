@@ -83,7 +83,8 @@ void PodCache::Start() {
   }
   for (size_t i = 0; i < scopes.size(); ++i) cancellers_.push_back(std::make_unique<http::StreamCanceller>());
   for (size_t i = 0; i < scopes.size(); ++i) {
-    threads_.emplace_back([this, scope = scopes[i]] { Run(scope); });
+    threads_.emplace_back(
+        [this, scope = scopes[i], canceller = cancellers_[i].get()] { Run(scope, canceller); });
   }
 }
 
@@ -223,15 +224,7 @@ void PodCache::Apply(const std::string& scope, const kube::WatchEvent& event, st
   if (!version.empty()) *resource_version = version;  // BOOKMARKs only advance it
 }
 
-void PodCache::Run(const std::string& scope) {
-  size_t index = 0;
-  {
-    // The canceller of this scope: scopes start in the order of cancellers_.
-    std::vector<std::string> scopes = options_.namespaces;
-    if (scopes.empty()) scopes.push_back("");
-    index = static_cast<size_t>(std::find(scopes.begin(), scopes.end(), scope) - scopes.begin());
-  }
-  http::StreamCanceller* canceller = cancellers_[index].get();
+void PodCache::Run(const std::string& scope, http::StreamCanceller* canceller) {
   std::mt19937_64 random(std::hash<std::string>()(scope) ^
                          static_cast<uint64_t>(absl::ToUnixNanos(clock_->Now())));
   std::uniform_real_distribution<double> uniform(0.0, 1.0);

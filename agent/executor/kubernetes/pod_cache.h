@@ -96,7 +96,8 @@ class PodCache {
     absl::Time deleted_at;  // tombstones only
   };
 
-  void Run(const std::string& scope);
+  // The loop of one scope; `canceller` ends its watches on Stop.
+  void Run(const std::string& scope, http::StreamCanceller* canceller);
   // Lists `scope` (paged) into the cache; its resourceVersion, or an error.
   absl::StatusOr<std::string> List(const std::string& scope);
   void Apply(const std::string& scope, const kube::WatchEvent& event, std::string* resource_version);
